@@ -17,6 +17,8 @@ OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize
 endif
 
 BUILD := build/$(VARIANT)
+# V=1 shows full compiler command lines.
+Q := $(if $(V),,@)
 CC ?= cc
 PKGS := libmicrohttpd jansson sqlite3 libcurl libsodium
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -50,12 +52,14 @@ $(BUILD)/libzygo.a: $(OBJ)
 
 $(BUILD)/src/%.o: src/%.c VERSION
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) $(WARN) -MMD -MP -c -o $@ $<
+	@echo "  CC    $<"
+	$(Q)$(CC) $(CFLAGS_COMMON) $(WARN) -MMD -MP -c -o $@ $<
 
 # Test files use Criterion's macros, which define functions without prototypes.
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) -Itests -Wall -Wextra -Werror -Wshadow -MMD -MP -c -o $@ $<
+	@echo "  CC    $<"
+	$(Q)$(CC) $(CFLAGS_COMMON) -Itests -Itests/support -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers -MMD -MP -c -o $@ $<
 
 $(BUILD)/tools/embed: tools/embed.c
 	@mkdir -p $(dir $@)

@@ -16,6 +16,7 @@
 
 struct app;
 struct route;
+struct db_conn;
 
 enum http_method {
     HTTP_GET = 0,
@@ -31,11 +32,6 @@ enum http_method {
 
 enum http_method http_method_parse(const char *s);
 const char *http_method_name(enum http_method m);
-
-struct kv {
-    const char *name;
-    const char *value;
-};
 
 struct http_request {
     enum http_method method;
@@ -78,6 +74,7 @@ struct ctx {
     struct http_response res;
 
     const struct route *route; /* matched route, NULL before routing or when none matched */
+    unsigned route_allowed;    /* methods the path answers to (1u << method), for 405 */
     struct kv *params;         /* path parameters, raw */
     size_t nparams;
 
@@ -88,6 +85,7 @@ struct ctx {
 
     const char *request_id;
     uint64_t start_ns;
+    struct db_conn *db_conn; /* acquired by ctx_db() on first use */
     struct auth_user *user;
 
     /* Pending domain error, turned into the envelope by the error middleware. */

@@ -1,6 +1,8 @@
 /* buf.c — bounded growable buffers and the JSON string escaper; see buf.h. */
 #include "lib/buf.h"
 
+#include "lib/utf8.h"
+
 void buf_init(struct buf *b, size_t max)
 {
     memset(b, 0, sizeof(*b));
@@ -87,39 +89,6 @@ char *buf_detach(struct buf *b, size_t *len)
     b->data = NULL;
     b->len = b->cap = 0;
     return d;
-}
-
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if it is invalid. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
 }
 
 int buf_json_str(struct buf *b, const char *s, size_t n)

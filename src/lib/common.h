@@ -28,6 +28,12 @@
 #define ZY_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define ZY_NORETURN __attribute__((noreturn))
 
+/* A name/value pair (headers, query and path parameters). */
+struct kv {
+    const char *name;
+    const char *value;
+};
+
 /* Allocation never returns NULL: on exhaustion the process prints and aborts. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t size);

@@ -1,0 +1,248 @@
+/* app.c — the request pipeline shared by every transport; see app.h. */
+#include "lib/common.h"
+
+#include "db/db.h"
+#include "http/app.h"
+#include "http/openapi.h"
+#include "lib/config.h"
+#include "lib/jsonx.h"
+#include "lib/url.h"
+#include "middleware/cors.h"
+#include "middleware/error.h"
+#include "middleware/logger.h"
+#include "middleware/request_id.h"
+#include "middleware/secure_headers.h"
+#include "middleware/timing.h"
+#include "middleware/validate.h"
+
+#define APP_MAX_QUERY_PARAMS 128
+
+/* Global middleware in the specification's order (app.ts). */
+static const struct middleware *const global_mw[] = {
+    &mw_request_id, &mw_timing, &mw_secure_headers, &mw_cors, &mw_logger,
+};
+
+struct app {
+    const struct config *cfg;
+    struct db *db;
+    struct router *router;
+    char *openapi;
+    size_t openapi_len;
+    uint64_t started_ns;
+};
+
+struct app *app_new(const struct config *cfg, struct db *db, const struct route_group *groups,
+                    size_t ngroups)
+{
+    struct app *app = xcalloc(1, sizeof(*app));
+    app->cfg = cfg;
+    app->db = db;
+    app->router = router_new(groups, ngroups);
+    app->started_ns = zy_now_ns();
+    struct openapi_info info = {
+        .title = "Zygo API",
+        .version = ZYGO_VERSION,
+        .description = "Multi-tenant platform backend.",
+        .server_url = cfg->api_url,
+    };
+    json_t *doc = openapi_document(groups, ngroups, &info);
+    app->openapi = jx_dump(doc, &app->openapi_len);
+    json_decref(doc);
+    return app;
+}
+
+void app_free(struct app *app)
+{
+    if (!app)
+        return;
+    router_free(app->router);
+    free(app->openapi);
+    free(app);
+}
+
+const struct config *app_config(const struct app *app)
+{
+    return app->cfg;
+}
+
+struct db *app_db(const struct app *app)
+{
+    return app->db;
+}
+
+const struct router *app_router(const struct app *app)
+{
+    return app->router;
+}
+
+const char *app_openapi_json(const struct app *app, size_t *len)
+{
+    *len = app->openapi_len;
+    return app->openapi;
+}
+
+double app_uptime_s(const struct app *app)
+{
+    return (double)(zy_now_ns() - app->started_ns) / 1e9;
+}
+
+static void ctx_release(void *p)
+{
+    struct ctx *c = p;
+    json_decref(c->err_details);
+    c->err_details = NULL;
+}
+
+struct ctx *app_ctx_new(const struct app *app)
+{
+    struct arena *a = arena_new();
+    struct ctx *c = arena_alloc(a, sizeof(*c));
+    c->arena = a;
+    c->app = app;
+    c->start_ns = zy_now_ns();
+    arena_on_free(a, ctx_release, c);
+    return c;
+}
+
+void app_ctx_free(struct ctx *c)
+{
+    if (c)
+        arena_free(c->arena);
+}
+
+/* No route: 405 with Allow when the path exists for other methods, else 404. */
+static void route_not_found(struct ctx *c)
+{
+    if (c->route_allowed) {
+        char allow[128];
+        router_allow_header(c->route_allowed, allow, sizeof(allow));
+        ctx_set_header(c, "Allow", allow);
+        ctx_fail_status(c, 405, "Method %s not allowed for %s", c->req.method_name, c->req.path);
+    } else {
+        ctx_fail(c, ZY_E_ROUTE_NOT_FOUND, "Route %s %s not found", c->req.method_name,
+                 c->req.path);
+    }
+}
+
+bool app_route(const struct app *app, struct ctx *c)
+{
+    struct router_match m;
+    char *scratch = arena_alloc(c->arena, strlen(c->req.path) + 1);
+    enum router_result rr = router_match(app->router, c->req.method, c->req.path, scratch, &m);
+    c->route_allowed = m.allowed;
+    if (rr != ROUTER_FOUND) {
+        c->route = NULL;
+        return false;
+    }
+    c->route = m.route;
+    c->nparams = m.nparams;
+    c->params = arena_alloc(c->arena, (m.nparams ? m.nparams : 1) * sizeof(struct kv));
+    for (size_t i = 0; i < m.nparams; i++) {
+        c->params[i].name = m.params[i].name;
+        c->params[i].value = m.params[i].value;
+    }
+    return !(m.route->flags & ROUTE_INLINE);
+}
+
+static int run_route(struct ctx *c)
+{
+    if (!c->route) {
+        route_not_found(c);
+        return -1;
+    }
+    if (validate_request(c) < 0)
+        return -1;
+    if (c->route->handler(c) < 0)
+        return -1;
+    if (!c->res.status) /* a handler that forgot to answer is a bug, not a 200 */
+        return ctx_fail(c, ZY_E_INTERNAL, "handler for %s set no response", c->route->path);
+    return 0;
+}
+
+void app_handle(const struct app *app, struct ctx *c)
+{
+    (void)app;
+    size_t ran = 0;
+    enum mw_result r = MW_NEXT;
+    bool preset = c->err != ZY_OK; /* transport error found before the pipeline */
+    for (; ran < ARRAY_LEN(global_mw) && r == MW_NEXT; ran++) {
+        if (global_mw[ran]->before)
+            r = global_mw[ran]->before(c);
+    }
+    if (preset) {
+        error_render(c);
+    } else if (r == MW_ERROR || (r == MW_NEXT && run_route(c) < 0)) {
+        error_render(c);
+    }
+    while (ran-- > 0)
+        if (global_mw[ran]->after)
+            global_mw[ran]->after(c);
+}
+
+void app_parse_target(struct ctx *c, const char *target)
+{
+    const char *q = strchr(target, '?');
+    size_t plen = q ? (size_t)(q - target) : strlen(target);
+    char *path = arena_strndup(c->arena, target, plen);
+    url_decode(path, false);
+    c->req.path = path;
+    if (q) {
+        c->req.query = arena_strdup(c->arena, q + 1);
+        url_parse_query(c->arena, c->req.query, &c->req.query_params, &c->req.nquery,
+                        APP_MAX_QUERY_PARAMS);
+    }
+}
+
+struct ctx *app_request(const struct app *app, const char *method, const char *target,
+                        const char *const *headers, const char *body, size_t body_len)
+{
+    struct ctx *c = app_ctx_new(app);
+    c->req.method_name = arena_strdup(c->arena, method);
+    c->req.method = http_method_parse(method);
+    c->req.client_ip = "127.0.0.1";
+    app_parse_target(c, target);
+    size_t nh = 0;
+    while (headers && headers[nh])
+        nh++;
+    c->req.headers = arena_alloc(c->arena, (nh ? nh : 1) * sizeof(struct kv));
+    for (size_t i = 0; i < nh; i++) {
+        const char *colon = strchr(headers[i], ':');
+        if (!colon)
+            continue;
+        const char *v = colon + 1;
+        while (*v == ' ')
+            v++;
+        c->req.headers[c->req.nheaders].name =
+            arena_strndup(c->arena, headers[i], (size_t)(colon - headers[i]));
+        c->req.headers[c->req.nheaders].value = arena_strdup(c->arena, v);
+        c->req.nheaders++;
+    }
+    c->req.body = arena_strndup(c->arena, body ? body : "", body ? body_len : 0);
+    c->req.body_len = body ? body_len : 0;
+    if (c->req.body_len > app->cfg->http_body_limit)
+        ctx_fail_status(c, 413, "Request body exceeds the limit of %zu bytes",
+                        app->cfg->http_body_limit);
+    app_route(app, c);
+    app_handle(app, c);
+    return c;
+}
+
+static void db_conn_release(void *p)
+{
+    db_release(p);
+}
+
+struct db_conn *ctx_db(struct ctx *c)
+{
+    if (c->db_conn)
+        return c->db_conn;
+    char err[256];
+    struct db_conn *conn = db_acquire(app_db(c->app), err, sizeof(err));
+    if (!conn) {
+        ctx_fail_status(c, 503, "Database unavailable");
+        return NULL;
+    }
+    c->db_conn = conn;
+    arena_on_free(c->arena, db_conn_release, conn);
+    return conn;
+}

@@ -1,0 +1,55 @@
+/*
+ * app.h — the application: configuration, route table, database, and the request pipeline
+ * (global middleware → router → validate → handler → error handler) that every transport uses.
+ *
+ * Owns the router and the pre-rendered OpenAPI document; borrows the config and the database,
+ * which must outlive it. app_request() is the in-process request (Hono's app.request): the full
+ * pipeline without a socket, for tests and tools.
+ */
+#ifndef ZYGO_APP_H
+#define ZYGO_APP_H
+
+#include "http/ctx.h"
+#include "http/router.h"
+
+struct config;
+struct db;
+struct db_conn;
+
+struct app *app_new(const struct config *cfg, struct db *db, const struct route_group *groups,
+                    size_t ngroups);
+void app_free(struct app *app);
+
+const struct config *app_config(const struct app *app);
+struct db *app_db(const struct app *app);
+const struct router *app_router(const struct app *app);
+/* The OpenAPI document, rendered once at start. */
+const char *app_openapi_json(const struct app *app, size_t *len);
+/* Seconds since app_new. */
+double app_uptime_s(const struct app *app);
+
+/* A fresh ctx in its own arena; free with app_ctx_free. */
+struct ctx *app_ctx_new(const struct app *app);
+void app_ctx_free(struct ctx *c);
+
+/* Matches c->req against the route table. Returns true when the work may block (a route not
+ * marked ROUTE_INLINE) and should run on a worker thread. */
+bool app_route(const struct app *app, struct ctx *c);
+/* Runs the pipeline; afterwards c->res holds the response. Call app_route first. A transport
+ * error recorded on c beforehand (413, 431, 408, 503) is rendered through the same middleware. */
+void app_handle(const struct app *app, struct ctx *c);
+
+/* Splits a request target ("/path?query") into c->req.path (percent-decoded) and the query
+ * string and parameters. */
+void app_parse_target(struct ctx *c, const char *target);
+
+/* In-process request: "GET", "/api/v1/users?page=2", headers as "Name: value" strings
+ * (NULL-terminated array, may be NULL), optional body. Free the result with app_ctx_free. */
+struct ctx *app_request(const struct app *app, const char *method, const char *target,
+                        const char *const *headers, const char *body, size_t body_len);
+
+/* This request's database connection, acquired on first use and released when the request
+ * ends. NULL (with the 503 error set on c) when the database is unavailable. */
+struct db_conn *ctx_db(struct ctx *c);
+
+#endif

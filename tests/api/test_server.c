@@ -1,0 +1,310 @@
+/* The HTTP transport over real sockets: keep-alive, pipelining, limits (413, 431, 408, idle
+ * timeout, max connections), malformed requests, the worker pool, graceful shutdown. */
+#include "lib/common.h"
+
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "routes/routes.h"
+#include "support.h"
+
+static int slow(struct ctx *c)
+{
+    usleep(200 * 1000); /* stands for password hashing or a slow query */
+    ctx_json(c, 200, json_pack("{s:s}", "slept", "200ms"));
+    return 0;
+}
+
+static int fast(struct ctx *c)
+{
+    ctx_json(c, 200, json_pack("{s:s}", "fast", "yes"));
+    return 0;
+}
+
+static const struct route test_routes[] = {
+    {.method = HTTP_GET, .path = "/slow", .handler = slow},
+    {.method = HTTP_GET, .path = "/fast", .handler = fast}, /* not inline: runs on a worker */
+};
+
+/* The real routes plus the two test routes. */
+static struct route_group groups[3];
+static size_t setup_groups(void)
+{
+    size_t n;
+    const struct route_group *real = routes_groups(&n);
+    memcpy(groups, real, n * sizeof(*groups));
+    groups[n] = (struct route_group){"/test", test_routes, ARRAY_LEN(test_routes), NULL};
+    return n + 1;
+}
+
+static struct tserver s;
+
+static void start(const char *const *extra)
+{
+    size_t n = setup_groups();
+    tserver_start(&s, extra, groups, n);
+}
+
+static void stop(void)
+{
+    tserver_stop(&s);
+}
+
+TestSuite(server, .fini = stop, .timeout = 60);
+
+static const char GET_HEALTH[] = "GET /health HTTP/1.1\r\nHost: t\r\n\r\n";
+
+Test(server, keep_alive_two_requests_one_connection)
+{
+    start(NULL);
+    int fd = tcp_connect(s.port);
+    char out[8192];
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(tcp_send(fd, GET_HEALTH, strlen(GET_HEALTH)), 0);
+        size_t n = tcp_read_all(fd, out, sizeof(out), 300);
+        cr_assert_gt(n, 0, "no answer to request %d on the same connection", i + 1);
+        cr_assert_not_null(strstr(out, "HTTP/1.1 200"), "%s", out);
+        cr_assert_null(strstr(out, "Connection: close"));
+    }
+    close(fd);
+}
+
+Test(server, pipelined_requests_all_answered_in_order)
+{
+    start(NULL);
+    int fd = tcp_connect(s.port);
+    const char req[] = "GET /health HTTP/1.1\r\nHost: t\r\nX-Request-Id: one\r\n\r\n"
+                       "GET /nope HTTP/1.1\r\nHost: t\r\nX-Request-Id: two\r\n\r\n"
+                       "GET /health HTTP/1.1\r\nHost: t\r\nX-Request-Id: three\r\n\r\n";
+    cr_assert_eq(tcp_send(fd, req, sizeof(req) - 1), 0);
+    char out[32768];
+    tcp_read_all(fd, out, sizeof(out), 1000);
+    close(fd);
+    cr_assert_eq(count_substr(out, "HTTP/1.1 "), 3, "%s", out);
+    const char *a = strstr(out, "X-Request-Id: one"), *b = strstr(out, "X-Request-Id: two"),
+               *c = strstr(out, "X-Request-Id: three");
+    cr_assert(a && b && c && a < b && b < c, "responses out of order");
+    cr_assert_not_null(strstr(out, "HTTP/1.1 404"));
+}
+
+Test(server, head_has_no_body)
+{
+    start(NULL);
+    struct http_result r;
+    cr_assert_eq(http_do(s.port, "HEAD", "/health", NULL, NULL, 0, &r), 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(r.body_len, 0);
+    http_result_free(&r);
+}
+
+static void assert_envelope_http(const struct http_result *r, long status, const char *code)
+{
+    cr_assert_eq(r->status, status, "status %ld: %s", r->status, r->body);
+    json_t *b = http_json(r);
+    cr_assert_not_null(b, "not JSON: %s", r->body);
+    cr_assert_str_eq(json_string_value(json_object_get(b, "error")), code);
+    cr_assert_eq(json_integer_value(json_object_get(b, "statusCode")), status);
+    char rid[300];
+    cr_assert(http_header(r, "X-Request-Id", rid, sizeof(rid)));
+    cr_assert_str_eq(json_string_value(json_object_get(b, "requestId")), rid);
+    json_decref(b);
+}
+
+Test(server, body_limit_413_by_content_length_and_by_chunks)
+{
+    static const char *const extra[] = {"HTTP_BODY_LIMIT=2048", NULL};
+    start(extra);
+    char *big = xmalloc(5000);
+    memset(big, 'x', 5000);
+    const char *const h[] = {"Content-Type: application/json", NULL};
+    struct http_result r;
+    http_do(s.port, "POST", "/health", h, big, 5000, &r);
+    assert_envelope_http(&r, 413, "HTTP_ERROR");
+    http_result_free(&r);
+
+    /* chunked: no Content-Length, the cap is enforced while reading */
+    int fd = tcp_connect(s.port);
+    const char head[] = "POST /health HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                        "Content-Type: application/json\r\n\r\n";
+    tcp_send(fd, head, sizeof(head) - 1);
+    char chunk[1100];
+    int k = snprintf(chunk, sizeof(chunk), "%x\r\n", 1000);
+    memset(chunk + k, 'y', 1000);
+    memcpy(chunk + k + 1000, "\r\n", 2);
+    for (int i = 0; i < 4; i++)
+        tcp_send(fd, chunk, (size_t)k + 1002);
+    char out[8192];
+    tcp_read_all(fd, out, sizeof(out), 2000);
+    close(fd);
+    cr_assert_not_null(strstr(out, "HTTP/1.1 413"), "%s", out);
+    cr_assert_not_null(strstr(out, "\"error\":\"HTTP_ERROR\""));
+    free(big);
+
+    cr_assert(wait_healthy(s.port, 2000), "server stopped serving");
+}
+
+Test(server, header_limit_431)
+{
+    start(NULL);
+    char *hdr = xmalloc(20000 + 32);
+    memcpy(hdr, "X-Big: ", 7);
+    memset(hdr + 7, 'a', 20000);
+    hdr[20007] = '\0';
+    const char *const h[] = {hdr, NULL};
+    struct http_result r;
+    http_do(s.port, "GET", "/health", h, NULL, 0, &r);
+    assert_envelope_http(&r, 431, "HTTP_ERROR");
+    http_result_free(&r);
+    free(hdr);
+
+    /* far beyond the connection's memory: refused by the HTTP parser itself */
+    int fd = tcp_connect(s.port);
+    tcp_send(fd, "GET /health HTTP/1.1\r\nHost: t\r\nX-Huge: ", 38);
+    char junk[4096];
+    memset(junk, 'b', sizeof(junk));
+    for (int i = 0; i < 64; i++)
+        if (tcp_send(fd, junk, sizeof(junk)) < 0)
+            break;
+    char out[4096];
+    tcp_read_all(fd, out, sizeof(out), 2000);
+    close(fd);
+    cr_assert(strstr(out, "HTTP/1.1 431") || strstr(out, "HTTP/1.1 413") || out[0] == '\0',
+              "%s", out);
+    cr_assert(wait_healthy(s.port, 2000));
+}
+
+Test(server, slow_body_gets_408)
+{
+    static const char *const extra[] = {"HTTP_REQUEST_TIMEOUT=1", NULL};
+    start(extra);
+    int fd = tcp_connect(s.port);
+    const char head[] = "POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n"
+                        "Content-Type: application/json\r\n\r\n";
+    tcp_send(fd, head, sizeof(head) - 1);
+    char out[8192] = "";
+    for (int i = 0; i < 20 && !out[0]; i++) {
+        usleep(150 * 1000);
+        if (tcp_send(fd, "a", 1) < 0)
+            break;
+        tcp_read_all(fd, out, sizeof(out), 10);
+    }
+    if (!out[0])
+        tcp_read_all(fd, out, sizeof(out), 1000);
+    close(fd);
+    cr_assert_not_null(strstr(out, "HTTP/1.1 408"), "%s", out);
+}
+
+Test(server, idle_connection_closed)
+{
+    static const char *const extra[] = {"HTTP_IDLE_TIMEOUT=1", NULL};
+    start(extra);
+    int fd = tcp_connect(s.port);
+    char out[64];
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    size_t n = tcp_read_all(fd, out, sizeof(out), 5000);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    close(fd);
+    double waited = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    cr_assert_eq(n, 0);
+    cr_assert_lt(waited, 4.0, "idle connection kept %.1fs", waited);
+    cr_assert_geq(waited, 0.5);
+}
+
+Test(server, max_connections)
+{
+    static const char *const extra[] = {"HTTP_MAX_CONNECTIONS=3", NULL};
+    start(extra);
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = tcp_connect(s.port);
+        cr_assert_geq(fds[i], 0);
+    }
+    usleep(100 * 1000);
+    int extra_fd = tcp_connect(s.port);
+    char out[256];
+    if (extra_fd >= 0) {
+        tcp_send(extra_fd, GET_HEALTH, strlen(GET_HEALTH));
+        size_t n = tcp_read_all(extra_fd, out, sizeof(out), 1000);
+        cr_assert_eq(n, 0, "a 4th connection was served: %s", out);
+        close(extra_fd);
+    }
+    close(fds[0]);
+    usleep(100 * 1000);
+    cr_assert(wait_healthy(s.port, 2000), "a freed slot is usable again");
+    close(fds[1]);
+    close(fds[2]);
+}
+
+Test(server, garbage_request_line_then_still_serving)
+{
+    start(NULL);
+    int fd = tcp_connect(s.port);
+    tcp_send(fd, "\x01\x02 NOT HTTP\r\n\r\n", 15);
+    char out[4096];
+    tcp_read_all(fd, out, sizeof(out), 1000);
+    close(fd);
+    cr_assert(out[0] == '\0' || strstr(out, "HTTP/1.1 400"), "%s", out);
+    cr_assert(wait_healthy(s.port, 2000));
+}
+
+struct slow_call {
+    int port;
+    long status;
+    double secs;
+};
+
+static void *call_slow(void *p)
+{
+    struct slow_call *sc = p;
+    struct http_result r;
+    http_do(sc->port, "GET", "/test/slow", NULL, NULL, 0, &r);
+    sc->status = r.status;
+    sc->secs = r.total_s;
+    http_result_free(&r);
+    return NULL;
+}
+
+Test(server, slow_requests_do_not_delay_others)
+{
+    start(NULL);
+    pthread_t th[4];
+    struct slow_call sc[4];
+    for (int i = 0; i < 4; i++) {
+        sc[i] = (struct slow_call){.port = s.port};
+        pthread_create(&th[i], NULL, call_slow, &sc[i]);
+    }
+    usleep(50 * 1000); /* the slow ones are now sleeping on workers */
+    for (int i = 0; i < 3; i++) {
+        struct http_result r;
+        cr_assert_eq(http_do(s.port, "GET", "/test/fast", NULL, NULL, 0, &r), 0);
+        cr_assert_eq(r.status, 200);
+        cr_assert_lt(r.total_s, 0.1, "fast request took %.3fs behind slow ones", r.total_s);
+        http_result_free(&r);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(sc[i].status, 200);
+        cr_assert_geq(sc[i].secs, 0.2);
+        cr_assert_lt(sc[i].secs, 0.6, "4 slow requests ran one after another (%.3fs)",
+                     sc[i].secs);
+    }
+}
+
+Test(server, graceful_shutdown_finishes_in_flight)
+{
+    start(NULL);
+    pthread_t th;
+    struct slow_call sc = {.port = s.port};
+    pthread_create(&th, NULL, call_slow, &sc);
+    usleep(50 * 1000);
+    cr_assert_eq(server_inflight(s.srv), 1);
+    unsigned left = server_shutdown(s.srv, 5);
+    pthread_join(th, NULL);
+    cr_assert_eq(left, 0);
+    cr_assert_eq(sc.status, 200, "the in-flight request was cut off");
+    cr_assert_lt(tcp_connect(s.port), 0, "still accepting after shutdown");
+}
