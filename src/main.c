@@ -253,7 +253,8 @@ static int cmd_openapi(int argc, char **argv)
         .title = "Zygo API",
         .version = ZYGO_VERSION,
         .description = "Multi-tenant platform backend.",
-        .server_url = api_url && *api_url ? api_url : "http://localhost:3000",
+        /* unset: relative to wherever the document is served from */
+        .server_url = api_url && *api_url ? api_url : "/",
     };
     size_t ngroups;
     const struct route_group *groups = routes_groups(&ngroups);

@@ -7,6 +7,17 @@
  * invalid_string, invalid_enum_value, unrecognized_keys, invalid_literal, custom).
  *
  * Unknown object keys are rejected (Zod .strict()) unless the schema sets allow_unknown.
+ *
+ * Where we differ from Zod, on purpose:
+ *  - string lengths count Unicode code points, not UTF-16 units;
+ *  - integers: an integral float (1.0, 1e3) becomes a JSON integer; outside int64 it fails;
+ *  - coerce is strict: numbers accept decimal text only ("", " 1", "0x1", "abc" fail with
+ *    "Expected number, received nan"; "1e999" with not_finite "Number must be finite"), booleans
+ *    accept "true", "false", "1", "0" only; an array schema with coerce wraps a lone value in an
+ *    array (one ?tag=a), and a scalar schema given an array (a repeated query key,
+ *    ?page=1&page=2) fails with Zod's "Expected number, received array";
+ *  - values nested deeper than SCHEMA_MAX_DEPTH containers fail with a "custom" issue instead
+ *    of recursing without bound (only a self-referencing schema can get there).
  */
 #ifndef ZYGO_SCHEMA_H
 #define ZYGO_SCHEMA_H
@@ -34,6 +45,9 @@ enum schema_format {
     SCHEMA_FMT_URL,      /* absolute http(s) URL */
     SCHEMA_FMT_DATETIME, /* RFC 3339 date-time, e.g. 2026-01-26T10:00:00.000Z */
 };
+
+/* Containers (objects, arrays) nested deeper than this fail validation. */
+#define SCHEMA_MAX_DEPTH 64
 
 struct schema;
 
@@ -68,12 +82,19 @@ struct schema_issue {
     const char *code;    /* Zod's code, e.g. "invalid_type" */
 };
 
+/* At most this many issues are stored; past it one "custom" issue says the list was cut and
+ * the rest are only counted in `dropped` (a body of 100k bad array items must not produce a
+ * 100k-entry error response). */
+#define SCHEMA_MAX_ISSUES 100
+
 struct schema_issues {
     struct schema_issue *v; /* arena-owned */
     size_t n, cap;
     struct arena *arena;
+    size_t dropped; /* issues past SCHEMA_MAX_ISSUES, not stored */
 };
 
+/* Issues, and copies of the strings given to schema_issue_add(), live in the arena `a`. */
 void schema_issues_init(struct schema_issues *is, struct arena *a);
 void schema_issue_add(struct schema_issues *is, const char *path, const char *code,
                       const char *message);

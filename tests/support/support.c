@@ -11,6 +11,7 @@
 #include <spawn.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -313,4 +314,64 @@ char *slurp(const char *path)
         buf_append(&b, chunk, r);
     fclose(f);
     return buf_detach(&b, NULL);
+}
+
+static const char *root_dir(void)
+{
+    const char *r = getenv("ZYGO_ROOT");
+    return r && *r ? r : ".";
+}
+
+/* Runs node with argv; stdout and stderr into files; exit status or -1. */
+static int run_node(char *const argv[], const char *out_path, const char *err_path)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    /* no telemetry or update checks: the validator must work offline */
+    setenv("REDOCLY_TELEMETRY", "off", 1);
+    setenv("REDOCLY_SUPPRESS_UPDATE_NOTICE", "true", 1);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, "node", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0)
+        return -1;
+    int status;
+    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
+void redocly_assert_clean(const char *doc_path)
+{
+    char cli[1024], config[1024], out_path[300], err_path[300];
+    snprintf(cli, sizeof(cli), "%s/tests/openapi/node_modules/@redocly/cli/bin/cli.js", root_dir());
+    snprintf(config, sizeof(config), "%s/tests/openapi/redocly.yaml", root_dir());
+    struct stat st;
+    cr_assert_eq(stat(cli, &st), 0,
+                 "OpenAPI validator missing (%s): run `npm install --prefix tests/openapi "
+                 "--no-audit --no-fund` in the repository root (or set ZYGO_ROOT)",
+                 cli);
+    snprintf(out_path, sizeof(out_path), "%s.lint-out", doc_path);
+    snprintf(err_path, sizeof(err_path), "%s.lint-err", doc_path);
+    char *argv[] = {"node", cli, "lint", "--format=json", "--config", config, (char *)doc_path,
+                    NULL};
+    int rc = run_node(argv, out_path, err_path);
+    char *out = slurp(out_path), *err = slurp(err_path);
+    unlink(out_path);
+    unlink(err_path);
+    /* --format=json: the report (problems and totals) on stdout; stderr has Node notices */
+    json_t *report = out ? json_loads(out, 0, NULL) : NULL;
+    json_t *totals = json_object_get(report, "totals");
+    long long errors = json_integer_value(json_object_get(totals, "errors"));
+    long long warnings = json_integer_value(json_object_get(totals, "warnings"));
+    bool clean = rc == 0 && totals && errors == 0 && warnings == 0;
+    if (!clean)
+        cr_log_error("redocly lint exit %d:\n%s\n%s", rc, out ? out : "", err ? err : "");
+    json_decref(report);
+    free(out);
+    free(err);
+    cr_assert(clean, "redocly lint: exit %d, %lld errors, %lld warnings (see log)", rc, errors,
+              warnings);
 }

@@ -73,6 +73,10 @@ int wait_child(pid_t pid, int timeout_ms);
 int free_port(void);
 /* Polls GET /health on port until it answers 200 or timeout_ms passes. */
 bool wait_healthy(int port, int timeout_ms);
+/* Lints an OpenAPI document file with the real validator (@redocly/cli, recommended rules,
+ * installed under tests/openapi by scripts/test.sh) and fails the test unless it reports zero
+ * errors and zero warnings. */
+void redocly_assert_clean(const char *doc_path);
 /* Reads a whole file into a malloc'd string (NULL if unreadable). */
 char *slurp(const char *path);
 
