@@ -177,6 +177,12 @@ void app_handle(const struct app *app, struct ctx *c)
     while (ran-- > 0)
         if (global_mw[ran]->after)
             global_mw[ran]->after(c);
+    /* SQLite connections belong to the thread that acquired them: hand it back here, on the
+     * worker, not when the transport frees the request on its I/O thread. */
+    if (c->db_conn) {
+        db_release(c->db_conn);
+        c->db_conn = NULL;
+    }
 }
 
 void app_parse_target(struct ctx *c, const char *target)
@@ -227,11 +233,6 @@ struct ctx *app_request(const struct app *app, const char *method, const char *t
     return c;
 }
 
-static void db_conn_release(void *p)
-{
-    db_release(p);
-}
-
 struct db_conn *ctx_db(struct ctx *c)
 {
     if (c->db_conn)
@@ -242,7 +243,6 @@ struct db_conn *ctx_db(struct ctx *c)
         ctx_fail_status(c, 503, "Database unavailable");
         return NULL;
     }
-    c->db_conn = conn;
-    arena_on_free(c->arena, db_conn_release, conn);
+    c->db_conn = conn; /* released at the end of app_handle */
     return conn;
 }

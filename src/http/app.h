@@ -48,8 +48,9 @@ void app_parse_target(struct ctx *c, const char *target);
 struct ctx *app_request(const struct app *app, const char *method, const char *target,
                         const char *const *headers, const char *body, size_t body_len);
 
-/* This request's database connection, acquired on first use and released when the request
- * ends. NULL (with the 503 error set on c) when the database is unavailable. */
+/* This request's database connection, acquired on first use and released on the same thread
+ * when app_handle finishes. NULL (with the 503 error set on c) when the database is
+ * unavailable. */
 struct db_conn *ctx_db(struct ctx *c);
 
 #endif

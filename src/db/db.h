@@ -1,0 +1,249 @@
+/*
+ * db.h — the database interface used by repositories, migrations and health checks.
+ *
+ * Owns the driver-neutral API: opening a database from a URL, per-thread connections,
+ * statements with $1..$n parameters (the same SQL text on every driver), row iteration with
+ * typed column access, transactions, error classification and readiness checks. Drivers
+ * (src/db/sqlite.c today, a libpq one later) sit behind one vtable; code that includes db.h
+ * never sees which one is in use except through db_dialect().
+ *
+ * Threads: a struct db is shared by all threads. A struct db_conn is used by one thread at a
+ * time: acquire it, use it, release it. Strings returned by db_text()/db_colname() stay valid
+ * until the next db_next() or db_rows_free() on the same rows.
+ *
+ * Errors: functions returning int give 0 (or a count) on success and -1 on failure; functions
+ * returning pointers give NULL. After a failure on a connection, db_errmsg() says what went
+ * wrong and db_errkind() classifies it (DB_ERR_UNIQUE → 409, DB_ERR_UNAVAILABLE → 503...).
+ */
+#ifndef ZYGO_DB_H
+#define ZYGO_DB_H
+
+#include "lib/common.h"
+
+struct arena;
+struct db;
+struct db_conn;
+struct db_rows;
+
+enum db_dialect { DB_SQLITE, DB_POSTGRES };
+
+enum db_errkind {
+    DB_ERR_NONE = 0,
+    DB_ERR_UNIQUE,      /* unique or primary-key violation (API: 409 RESOURCE_CONFLICT) */
+    DB_ERR_FOREIGN_KEY, /* referenced row missing, or still referenced */
+    DB_ERR_CHECK,       /* CHECK constraint or a value of the wrong type */
+    DB_ERR_NOT_NULL,    /* NULL in a NOT NULL column */
+    DB_ERR_BUSY,        /* locked by another writer past the busy timeout; retry later */
+    DB_ERR_UNAVAILABLE, /* cannot open, I/O error, disk full, file gone (API: 503) */
+    DB_ERR_OTHER,       /* SQL error, misuse, anything else (API: 500) */
+};
+
+/* ---- parameters ------------------------------------------------------------------------ */
+
+enum db_ptype { DB_P_NULL, DB_P_TEXT, DB_P_INT, DB_P_DOUBLE, DB_P_BOOL };
+
+/* One value bound to $k. Text is not copied: it must stay valid for the call that binds it. */
+struct db_param {
+    enum db_ptype type;
+    const char *text;
+    size_t len;
+    int64_t i; /* DB_P_INT, DB_P_BOOL (0/1) */
+    double d;
+};
+
+static inline struct db_param db_param_null(void)
+{
+    return (struct db_param){.type = DB_P_NULL};
+}
+
+/* A NULL string binds SQL NULL, so optional columns need no special case. */
+static inline struct db_param db_param_textn(const char *s, size_t len)
+{
+    if (!s)
+        return db_param_null();
+    return (struct db_param){.type = DB_P_TEXT, .text = s, .len = len};
+}
+
+static inline struct db_param db_param_text(const char *s)
+{
+    return db_param_textn(s, s ? strlen(s) : 0);
+}
+
+static inline struct db_param db_param_int(int64_t v)
+{
+    return (struct db_param){.type = DB_P_INT, .i = v};
+}
+
+static inline struct db_param db_param_double(double v)
+{
+    return (struct db_param){.type = DB_P_DOUBLE, .d = v};
+}
+
+static inline struct db_param db_param_bool(bool v)
+{
+    return (struct db_param){.type = DB_P_BOOL, .i = v ? 1 : 0};
+}
+
+#define DB_NULL db_param_null()
+#define DB_TEXT(s) db_param_text(s)
+#define DB_TEXTN(s, n) db_param_textn((s), (n))
+#define DB_INT(v) db_param_int(v)
+#define DB_DOUBLE(v) db_param_double(v)
+#define DB_BOOL(v) db_param_bool(v)
+
+/*
+ * Parameter list and its count for db_exec/db_query, e.g.
+ *   db_exec(c, "UPDATE users SET status = $2 WHERE id = $1", DB_ARGS(DB_TEXT(id), DB_TEXT(st)));
+ * (sizeof does not evaluate its operand, so each constructor runs once.)
+ */
+#define DB_ARGS(...)                                                                               \
+    (const struct db_param[]){__VA_ARGS__},                                                        \
+        (sizeof((const struct db_param[]){__VA_ARGS__}) / sizeof(struct db_param))
+#define DB_NOARGS NULL, 0
+
+/* ---- opening --------------------------------------------------------------------------- */
+
+struct db_options {
+    int busy_timeout_ms; /* SQLite: wait this long for a lock (0: default 5000) */
+    int pool_max;        /* PostgreSQL: connections in the pool (0: default 10) */
+};
+
+/*
+ * url: "sqlite:PATH", "sqlite://PATH", a plain file path, or NULL/"" for data/zygo.db. The
+ * parent directory of a SQLite file is created when missing. "postgres://" and
+ * "postgresql://" select PostgreSQL (not built yet: fails with a message saying so).
+ * The database is opened and checked before this returns; on failure *out is NULL and err
+ * holds the reason (never the URL's password).
+ */
+int db_open(struct db **out, const char *url, char *err, size_t errlen);
+int db_open_ex(struct db **out, const char *url, const struct db_options *opt, char *err,
+               size_t errlen);
+/* Closes every connection. No thread may be using the database any more. NULL is a no-op. */
+void db_close(struct db *db);
+enum db_dialect db_dialect(const struct db *db);
+/* "sqlite" or "postgres": the directory name of the dialect's migrations. */
+const char *db_dialect_name(enum db_dialect d);
+
+/*
+ * readiness: 0 when this thread's connection answers SELECT 1 and (SQLite) the file at the
+ * path is still the one opened; else -1 with a human reason.
+ */
+int db_ping(struct db *db, char *reason, size_t n);
+
+/* ---- connections ----------------------------------------------------------------------- */
+
+/*
+ * SQLite: the calling thread's own connection, opened on first use and kept until the thread
+ * exits or db_close(); acquiring again on the same thread returns the same connection.
+ * Every acquire needs one release. Releasing the last hold with a transaction still open
+ * rolls it back. Release on the acquiring thread: a release from another thread is safe but
+ * leaves that rollback to the owner's next acquire (SQLite connections are not shared).
+ * NULL with err on failure (treat as DB_ERR_UNAVAILABLE).
+ */
+struct db_conn *db_acquire(struct db *db, char *err, size_t errlen);
+void db_release(struct db_conn *c);
+/* db_acquire, with db_release hooked to arena_free (one per request). */
+struct db_conn *db_acquire_arena(struct db *db, struct arena *a, char *err, size_t errlen);
+enum db_dialect db_conn_dialect(const struct db_conn *c);
+
+/* ---- statements ------------------------------------------------------------------------ */
+
+/*
+ * One statement with $1..$n parameters; n must equal the highest $k used. Returns the number
+ * of rows inserted/updated/deleted (0 for other statements), or -1.
+ */
+int db_exec(struct db_conn *c, const char *sql, const struct db_param *p, size_t n);
+/* Several statements separated by ';' and no parameters (migrations). 0 or -1. */
+int db_exec_script(struct db_conn *c, const char *sql);
+
+/*
+ * Runs a statement that returns rows (SELECT, ... RETURNING). The statement has executed when
+ * this returns: constraint errors of INSERT ... RETURNING come back here as NULL. Iterate
+ * with db_next(); free with db_rows_free() before releasing the connection.
+ */
+struct db_rows *db_query(struct db_conn *c, const char *sql, const struct db_param *p, size_t n);
+/* Moves to the next row; false at the end or on error (then db_rows_error() is -1). */
+bool db_next(struct db_rows *r);
+int db_rows_error(const struct db_rows *r);
+int db_ncols(const struct db_rows *r);
+const char *db_colname(const struct db_rows *r, int i);
+bool db_is_null(const struct db_rows *r, int i);
+/* Column i of the current row; SQL NULL gives NULL / 0 / 0.0 / false. */
+const char *db_text(const struct db_rows *r, int i);
+size_t db_textlen(const struct db_rows *r, int i);
+int64_t db_int(const struct db_rows *r, int i);
+double db_double(const struct db_rows *r, int i);
+bool db_bool(const struct db_rows *r, int i);
+void db_rows_free(struct db_rows *r);
+
+/* ---- transactions ---------------------------------------------------------------------- */
+
+/*
+ * SQLite: BEGIN IMMEDIATE (the write lock is taken now, so the transaction cannot fail later
+ * for lack of it). No nesting. A failed commit rolls back; rollback outside a transaction is
+ * a no-op, so cleanup paths may call it unconditionally.
+ */
+int db_begin(struct db_conn *c);
+int db_commit(struct db_conn *c);
+int db_rollback(struct db_conn *c);
+bool db_in_transaction(struct db_conn *c);
+
+/* ---- errors ---------------------------------------------------------------------------- */
+
+/* The last failure on this connection ("" after a success). */
+const char *db_errmsg(const struct db_conn *c);
+enum db_errkind db_errkind(const struct db_conn *c);
+/* "unique", "foreign_key", ... for logs. */
+const char *db_errkind_name(enum db_errkind k);
+
+/* ---- driver interface: only for the files in src/db that define ZYGO_DB_DRIVER ---------- */
+#ifdef ZYGO_DB_DRIVER
+
+struct db_driver {
+    enum db_dialect dialect;
+    void (*close)(struct db *db);
+    int (*ping)(struct db *db, char *reason, size_t n);
+    struct db_conn *(*acquire)(struct db *db, char *err, size_t errlen);
+    void (*release)(struct db_conn *c);
+    int (*exec)(struct db_conn *c, const char *sql, const struct db_param *p, size_t n);
+    int (*exec_script)(struct db_conn *c, const char *sql);
+    struct db_rows *(*query)(struct db_conn *c, const char *sql, const struct db_param *p,
+                             size_t n);
+    bool (*next)(struct db_rows *r);
+    int (*ncols)(const struct db_rows *r);
+    const char *(*colname)(const struct db_rows *r, int i);
+    bool (*is_null)(const struct db_rows *r, int i);
+    const char *(*text)(const struct db_rows *r, int i);
+    size_t (*textlen)(const struct db_rows *r, int i);
+    int64_t (*int64)(const struct db_rows *r, int i);
+    double (*dbl)(const struct db_rows *r, int i);
+    bool (*boolean)(const struct db_rows *r, int i);
+    void (*rows_free)(struct db_rows *r);
+    int (*begin)(struct db_conn *c);
+    int (*commit)(struct db_conn *c);
+    int (*rollback)(struct db_conn *c);
+    bool (*in_transaction)(struct db_conn *c);
+};
+
+/* Each driver's own structs start with these. */
+struct db {
+    const struct db_driver *drv;
+};
+
+struct db_conn {
+    struct db *db;
+    enum db_errkind errkind;
+    char errmsg[512];
+};
+
+struct db_rows {
+    struct db_conn *conn;
+    bool failed; /* iteration stopped on an error */
+};
+
+/* Records a failure on the connection (the message is truncated to fit). */
+void db_conn_seterr(struct db_conn *c, enum db_errkind k, const char *fmt, ...) ZY_PRINTF(3, 4);
+
+#endif /* ZYGO_DB_DRIVER */
+
+#endif
