@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "db/db.h"
+#include "lib/uuid.h"
 #include "routes/routes.h"
 #include "support.h"
 
@@ -24,9 +26,30 @@ static int fast(struct ctx *c)
     return 0;
 }
 
+/* Inserts a tenant and counts them, on the worker's own database connection. */
+static int add_tenant(struct ctx *c)
+{
+    struct db_conn *db = ctx_db(c);
+    if (!db)
+        return -1;
+    char id[37];
+    uuid_v7(id);
+    if (db_exec(db, "INSERT INTO tenants (id, slug, name) VALUES ($1, $2, $3)",
+                DB_ARGS(DB_TEXT(id), DB_TEXT(id), DB_TEXT("T"))) < 0)
+        return ctx_fail(c, ZY_E_INTERNAL, "insert: %s", db_errmsg(db));
+    struct db_rows *r = db_query(db, "SELECT count(*) FROM tenants", DB_NOARGS);
+    if (!r || !db_next(r))
+        return ctx_fail(c, ZY_E_INTERNAL, "count: %s", db_errmsg(db));
+    json_int_t n = db_int(r, 0);
+    db_rows_free(r);
+    ctx_json(c, 201, json_pack("{s:s, s:I}", "id", id, "count", n));
+    return 0;
+}
+
 static const struct route test_routes[] = {
     {.method = HTTP_GET, .path = "/slow", .handler = slow},
     {.method = HTTP_GET, .path = "/fast", .handler = fast}, /* not inline: runs on a worker */
+    {.method = HTTP_POST, .path = "/tenants", .handler = add_tenant},
 };
 
 /* The real routes plus the two test routes. */
@@ -307,4 +330,42 @@ Test(server, graceful_shutdown_finishes_in_flight)
     cr_assert_eq(left, 0);
     cr_assert_eq(sc.status, 200, "the in-flight request was cut off");
     cr_assert_lt(tcp_connect(s.port), 0, "still accepting after shutdown");
+}
+
+struct writer {
+    int port;
+    int ok;
+};
+
+static void *post_tenants(void *p)
+{
+    struct writer *w = p;
+    for (int i = 0; i < 25; i++) {
+        struct http_result r;
+        if (http_do(w->port, "POST", "/test/tenants", NULL, NULL, 0, &r) == 0 && r.status == 201)
+            w->ok++;
+        http_result_free(&r);
+    }
+    return NULL;
+}
+
+Test(server, concurrent_writes_through_worker_connections)
+{
+    start(NULL);
+    pthread_t th[4];
+    struct writer w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct writer){.port = s.port};
+        pthread_create(&th[i], NULL, post_tenants, &w[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(w[i].ok, 25, "writer %d: %d of 25 inserts answered 201", i, w[i].ok);
+    }
+    struct http_result r;
+    cr_assert_eq(http_do(s.port, "POST", "/test/tenants", NULL, NULL, 0, &r), 0);
+    json_t *b = http_json(&r);
+    cr_assert_eq(json_integer_value(json_object_get(b, "count")), 101, "no write lost");
+    json_decref(b);
+    http_result_free(&r);
 }
