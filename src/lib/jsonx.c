@@ -26,7 +26,7 @@ json_t *jx_str(const char *s)
 
 char *jx_dump(const json_t *v, size_t *len)
 {
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
     if (!s)
         zy_oom(0);
     if (len)
