@@ -48,9 +48,8 @@ static void usage_error(const char *cmd, const char *fmt, ...)
 
 /* Parses the flags every command shares (--help) plus the command's own long options.
  * Returns 1 when help was printed, 0 to go on, -1 on a usage error (message printed). */
-static int parse_flags(const struct command *cmd, int argc, char **argv,
-                       const struct option *extra, size_t nextra,
-                       int (*on_opt)(int opt, const char *arg))
+static int parse_flags(const struct command *cmd, int argc, char **argv, const struct option *extra,
+                       size_t nextra, int (*on_opt)(int opt, const char *arg))
 {
     struct option opts[16];
     size_t n = 0;

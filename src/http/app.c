@@ -119,8 +119,7 @@ static void route_not_found(struct ctx *c)
         ctx_set_header(c, "Allow", allow);
         ctx_fail_status(c, 405, "Method %s not allowed for %s", c->req.method_name, c->req.path);
     } else {
-        ctx_fail(c, ZY_E_ROUTE_NOT_FOUND, "Route %s %s not found", c->req.method_name,
-                 c->req.path);
+        ctx_fail(c, ZY_E_ROUTE_NOT_FOUND, "Route %s %s not found", c->req.method_name, c->req.path);
     }
 }
 

@@ -190,7 +190,7 @@ static json_t *parameters(struct gen *g, const struct route *r, json_t *path_nam
     json_t *list = json_array();
     size_t i;
     json_t *name;
-    json_array_foreach(path_names, i, name) {
+    json_array_foreach (path_names, i, name) {
         const struct schema_prop *p = find_prop(r->params, json_string_value(name));
         json_array_append_new(list, parameter(g, json_string_value(name), "path", true,
                                               p ? p->schema : &plain_string));

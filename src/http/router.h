@@ -15,8 +15,8 @@
 typedef int (*route_handler)(struct ctx *c);
 
 enum route_auth {
-    ROUTE_PUBLIC = 0,  /* no token needed; security: [] in the OpenAPI document */
-    ROUTE_AUTH,        /* bearer token required */
+    ROUTE_PUBLIC = 0, /* no token needed; security: [] in the OpenAPI document */
+    ROUTE_AUTH,       /* bearer token required */
     ROUTE_AUTH_OPTIONAL,
 };
 
@@ -27,8 +27,8 @@ enum route_auth {
 struct route_response {
     int status; /* 0 ends the list */
     const char *description;
-    const struct schema *schema;   /* application/json body, or NULL */
-    const char *content_type;      /* other than JSON (e.g. "text/html"), schema ignored */
+    const struct schema *schema; /* application/json body, or NULL */
+    const char *content_type;    /* other than JSON (e.g. "text/html"), schema ignored */
 };
 
 struct route {
@@ -61,7 +61,7 @@ enum router_result { ROUTER_FOUND, ROUTER_NOT_FOUND, ROUTER_METHOD_NOT_ALLOWED }
 
 struct router_match {
     const struct route *route;
-    const char *full_path;  /* prefix + route path, e.g. "/api/v1/users/:id" */
+    const char *full_path; /* prefix + route path, e.g. "/api/v1/users/:id" */
     struct kv params[8];
     size_t nparams;
     unsigned allowed; /* bitmask of methods (1u << enum http_method) for 405's Allow header */

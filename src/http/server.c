@@ -132,8 +132,8 @@ static size_t fill_request(struct req_state *rs, const char *method)
     c->req.method = http_method_parse(method);
     MHD_get_connection_values(rs->conn, MHD_HEADER_KIND, count_header, &w);
     size_t bytes = w.bytes + strlen(target);
-    c->req.headers = arena_alloc(c->arena, ZY_MIN(w.count + 1, SERVER_MAX_HEADERS) *
-                                               sizeof(struct kv));
+    c->req.headers =
+        arena_alloc(c->arena, ZY_MIN(w.count + 1, SERVER_MAX_HEADERS) * sizeof(struct kv));
     w.count = 0;
     MHD_get_connection_values(rs->conn, MHD_HEADER_KIND, copy_header, &w);
     c->req.nheaders = w.count;
@@ -229,9 +229,8 @@ static void run_on_worker(void *p)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     struct server *s = cls;
     struct req_state *rs = *con_cls;
@@ -329,9 +328,9 @@ int server_start(struct server **out, struct app *app, const struct server_optio
     size_t mem = o->header_limit * 2 + 16384;
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_URI_LOG_CALLBACK, uri_logger, s, MHD_OPTION_NOTIFY_COMPLETED,
-        request_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, o->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_logger, s, MHD_OPTION_NOTIFY_COMPLETED, request_completed,
+        s, MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+        o->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         o->io_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, o->io_threads,
         MHD_OPTION_END);

@@ -11,11 +11,11 @@
 #include "lib/common.h"
 
 struct buf {
-    char *data;     /* NUL-terminated whenever len > 0 or after buf_cstr() */
+    char *data; /* NUL-terminated whenever len > 0 or after buf_cstr() */
     size_t len;
     size_t cap;
-    size_t max;     /* hard cap on len */
-    bool overflow;  /* an append was refused */
+    size_t max;    /* hard cap on len */
+    bool overflow; /* an append was refused */
 };
 
 void buf_init(struct buf *b, size_t max);

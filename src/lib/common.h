@@ -45,6 +45,9 @@ ZY_NORETURN void zy_oom(size_t n);
 /* Case-insensitive ASCII comparison of a NUL-terminated string with a length-delimited one. */
 bool zy_strieq(const char *a, const char *b);
 
+/* Value of a hexadecimal digit, or -1. */
+int zy_hexval(int c);
+
 /* Constant-time equality of two byte strings of the same length. */
 bool zy_ct_equal(const void *a, const void *b, size_t n);
 

@@ -17,7 +17,7 @@ struct config_src {
     char *const *envp;
     char **dotenv;
     size_t ndotenv;
-    char **dev;    /* development secrets file */
+    char **dev; /* development secrets file */
     size_t ndev;
     struct config_errors *errs;
 };
@@ -71,8 +71,8 @@ static bool parse_ll(const char *v, long long *out)
     return true;
 }
 
-static long long get_int(const struct config_src *s, const char *name, long long def,
-                         long long min, long long max)
+static long long get_int(const struct config_src *s, const char *name, long long def, long long min,
+                         long long max)
 {
     const char *v = get(s, name);
     long long x;
@@ -143,20 +143,12 @@ long long config_parse_duration(const char *s)
     return n * mul;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 static bool parse_hex_key(const char *v, unsigned char out[32])
 {
     if (strlen(v) != 64)
         return false;
     for (size_t i = 0; i < 32; i++) {
-        int hi = hexval((unsigned char)v[2 * i]), lo = hexval((unsigned char)v[2 * i + 1]);
+        int hi = zy_hexval((unsigned char)v[2 * i]), lo = zy_hexval((unsigned char)v[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return false;
         out[i] = (unsigned char)(hi << 4 | lo);
@@ -332,11 +324,11 @@ static void load_dev_secrets(struct config_src *s, const char *data_dir)
 static void load_cors(struct config *cfg, const struct config_src *s)
 {
     const char *v = get(s, "CORS_ORIGINS");
-    char *list = v ? xstrdup(v)
-                   : xstrdup(cfg->env == ENV_DEVELOPMENT
-                                 ? "https://app.zygo.tech,https://admin.zygo.tech,"
-                                   "http://localhost:5173"
-                                 : "https://app.zygo.tech,https://admin.zygo.tech");
+    char *list =
+        v ? xstrdup(v)
+          : xstrdup(cfg->env == ENV_DEVELOPMENT ? "https://app.zygo.tech,https://admin.zygo.tech,"
+                                                  "http://localhost:5173"
+                                                : "https://app.zygo.tech,https://admin.zygo.tech");
     char *save = NULL;
     for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         while (*tok == ' ')
@@ -406,8 +398,10 @@ int config_load(struct config *cfg, char *const *envp, struct config_errors *err
         for (i = 0; i < ARRAY_LEN(envs) && strcmp(env, envs[i]) != 0; i++)
             ;
         if (i == ARRAY_LEN(envs))
-            add_error(errs, "NODE_ENV: expected development, staging, production or test, got "
-                            "\"%s\"", env);
+            add_error(errs,
+                      "NODE_ENV: expected development, staging, production or test, got "
+                      "\"%s\"",
+                      env);
         else
             cfg->env = (enum zy_env)i;
     }
@@ -423,7 +417,13 @@ int config_load(struct config *cfg, char *const *envp, struct config_errors *err
     cfg->api_url = get_url(&s, "API_URL", dev ? api_default : NULL, !dev);
 
     cfg->database_url = get_dup(&s, "DATABASE_URL", NULL);
+    cfg->database_migration_url = get_dup(&s, "DATABASE_MIGRATION_URL", NULL);
     cfg->database_pool_max = (int)get_int(&s, "DATABASE_POOL_MAX", 10, 1, 1000);
+    cfg->database_pool_timeout_ms = (int)get_int(&s, "DATABASE_POOL_TIMEOUT_MS", 5000, 0, 600000);
+    cfg->database_statement_timeout_ms =
+        (int)get_int(&s, "DATABASE_STATEMENT_TIMEOUT_MS", 30000, 0, 3600000);
+    cfg->database_connect_timeout_s = (int)get_int(&s, "DATABASE_CONNECT_TIMEOUT", 10, 1, 600);
+    cfg->database_idle_timeout_s = (int)get_int(&s, "DATABASE_IDLE_TIMEOUT", 20, 1, 86400);
     cfg->redis_url = get_dup(&s, "REDIS_URL", NULL);
     if (cfg->redis_url && strncmp(cfg->redis_url, "redis://", 8) != 0 &&
         strncmp(cfg->redis_url, "rediss://", 9) != 0)
@@ -447,16 +447,17 @@ int config_load(struct config *cfg, char *const *envp, struct config_errors *err
     if (cfg->email_from) {
         const char *at = strchr(cfg->email_from, '@');
         if (!at || at == cfg->email_from || !strchr(at, '.') || strchr(cfg->email_from, ' '))
-            add_error(errs, "EMAIL_FROM: expected an email address, got \"%s\"",
-                      cfg->email_from);
+            add_error(errs, "EMAIL_FROM: expected an email address, got \"%s\"", cfg->email_from);
     }
 
     load_cors(cfg, &s);
     const char *lv = get(&s, "LOG_LEVEL");
     cfg->log_level = LOG_INFO;
     if (lv && log_level_parse(lv, &cfg->log_level) < 0)
-        add_error(errs, "LOG_LEVEL: expected trace, debug, info, warn, error, fatal or silent, "
-                        "got \"%s\"", lv);
+        add_error(errs,
+                  "LOG_LEVEL: expected trace, debug, info, warn, error, fatal or silent, "
+                  "got \"%s\"",
+                  lv);
     cfg->log_pretty_allowed = cfg->env == ENV_DEVELOPMENT;
 
     cfg->http_body_limit = (size_t)get_int(&s, "HTTP_BODY_LIMIT", 1 << 20, 1024, 1LL << 30);
@@ -475,11 +476,23 @@ int config_load(struct config *cfg, char *const *envp, struct config_errors *err
 
 void config_free(struct config *cfg)
 {
-    char **strs[] = {&cfg->host, &cfg->app_url, &cfg->api_url, &cfg->data_dir,
-                     &cfg->database_url, &cfg->redis_url, &cfg->jwt_secret,
-                     &cfg->jwt_expires_in, &cfg->encryption_key_hex, &cfg->stripe_secret_key,
-                     &cfg->stripe_webhook_secret, &cfg->hetzner_api_key, &cfg->smtp_host,
-                     &cfg->smtp_user, &cfg->smtp_pass, &cfg->email_from};
+    char **strs[] = {&cfg->host,
+                     &cfg->app_url,
+                     &cfg->api_url,
+                     &cfg->data_dir,
+                     &cfg->database_url,
+                     &cfg->database_migration_url,
+                     &cfg->redis_url,
+                     &cfg->jwt_secret,
+                     &cfg->jwt_expires_in,
+                     &cfg->encryption_key_hex,
+                     &cfg->stripe_secret_key,
+                     &cfg->stripe_webhook_secret,
+                     &cfg->hetzner_api_key,
+                     &cfg->smtp_host,
+                     &cfg->smtp_user,
+                     &cfg->smtp_pass,
+                     &cfg->email_from};
     for (size_t i = 0; i < ARRAY_LEN(strs); i++) {
         free(*strs[i]);
         *strs[i] = NULL;

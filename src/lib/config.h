@@ -25,8 +25,13 @@ struct config {
     char *api_url;
     char *data_dir;
 
-    char *database_url; /* NULL: SQLite at <data_dir>/zygo.db */
+    char *database_url;           /* NULL: SQLite at <data_dir>/zygo.db */
+    char *database_migration_url; /* owner role for migrations (PostgreSQL); NULL: database_url */
     int database_pool_max;
+    int database_pool_timeout_ms;      /* wait for a free pooled connection, then 503 */
+    int database_statement_timeout_ms; /* PostgreSQL statement_timeout */
+    int database_connect_timeout_s;
+    int database_idle_timeout_s; /* pooled connections idle longer are closed */
     char *redis_url;
 
     char *jwt_secret;

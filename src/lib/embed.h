@@ -2,7 +2,8 @@
  * embed.h — files compiled into the binary (SQL migrations, static assets).
  *
  * The table is generated at build time by tools/embed.c from the files listed in the
- * Makefile's EMBED variable; paths are as given there (e.g. "src/db/migrations/sqlite/0001_init.sql").
+ * Makefile's EMBED variable; paths are as given there (e.g.
+ * "src/db/migrations/sqlite/0001_init.sql").
  */
 #ifndef ZYGO_EMBED_H
 #define ZYGO_EMBED_H

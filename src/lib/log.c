@@ -22,9 +22,12 @@ static const struct {
     enum log_level level;
     const char *label; /* pretty mode: colour + upper-case name, as pino-pretty prints it */
 } levels[] = {
-    {"trace", LOG_TRACE, "\x1b[90mTRACE"}, {"debug", LOG_DEBUG, "\x1b[36mDEBUG"},
-    {"info", LOG_INFO, "\x1b[32mINFO"},    {"warn", LOG_WARN, "\x1b[33mWARN"},
-    {"error", LOG_ERROR, "\x1b[31mERROR"}, {"fatal", LOG_FATAL, "\x1b[35mFATAL"},
+    {"trace", LOG_TRACE, "\x1b[90mTRACE"},
+    {"debug", LOG_DEBUG, "\x1b[36mDEBUG"},
+    {"info", LOG_INFO, "\x1b[32mINFO"},
+    {"warn", LOG_WARN, "\x1b[33mWARN"},
+    {"error", LOG_ERROR, "\x1b[31mERROR"},
+    {"fatal", LOG_FATAL, "\x1b[35mFATAL"},
     {"silent", LOG_SILENT, ""},
 };
 
@@ -137,8 +140,8 @@ void log_end(struct log_line *l, const char *msg)
             buf_printf(&out, "[%02d:%02d:%02d.%03lld] %s\x1b[0m: %s%s\n", tm.tm_hour, tm.tm_min,
                        tm.tm_sec, ms % 1000, level_label(l->level), msg, buf_cstr(&l->pretty));
         } else {
-            buf_printf(&out, "{\"level\":%d,\"time\":%lld,\"pid\":%ld,\"hostname\":", l->level,
-                       ms, logger.pid);
+            buf_printf(&out, "{\"level\":%d,\"time\":%lld,\"pid\":%ld,\"hostname\":", l->level, ms,
+                       logger.pid);
             buf_json_str(&out, logger.hostname, strlen(logger.hostname));
             buf_append(&out, l->json.data ? l->json.data : "", l->json.len);
             buf_puts(&out, ",\"msg\":");

@@ -579,7 +579,7 @@ static json_t *check_object(const struct schema *s, json_t *in, struct vctx *vc,
     buf_init(&unknown, SIZE_MAX / 2);
     const char *key;
     json_t *v;
-    json_object_foreach(in, key, v) {
+    json_object_foreach (in, key, v) {
         if (has_prop(s, key))
             continue;
         if (s->allow_unknown)
@@ -599,7 +599,7 @@ static json_t *check_array(const struct schema *s, json_t *in, struct vctx *vc, 
     json_t *out = json_array();
     size_t i;
     json_t *el;
-    json_array_foreach(in, i, el) {
+    json_array_foreach (in, i, el) {
         size_t mark = path_push_index(vc, i);
         json_t *r = s->items ? validate(s->items, el, vc, depth + 1) : json_incref(el);
         if (r)

@@ -60,12 +60,12 @@ struct schema_prop {
 struct schema {
     enum schema_type type;
     enum schema_format format;
-    const char *ref;          /* component name in the OpenAPI document; NULL: inline */
+    const char *ref; /* component name in the OpenAPI document; NULL: inline */
     const char *description;
     const char *example;      /* JSON text */
     const char *default_json; /* JSON text applied when the value is absent */
     bool nullable;
-    bool coerce;              /* accept strings and convert them (query strings, like z.coerce) */
+    bool coerce; /* accept strings and convert them (query strings, like z.coerce) */
     /* Bounds: value range for numbers, length in characters for strings, item count for
      * arrays. has_min / has_max say whether each bound applies. */
     bool has_min, has_max;

@@ -3,23 +3,12 @@
 
 #include "lib/url.h"
 
-static int hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 size_t url_decode(char *s, bool plus_space)
 {
     char *w = s;
     for (char *r = s; *r; r++) {
-        if (*r == '%' && hex(r[1]) >= 0 && hex(r[2]) >= 0) {
-            *w++ = (char)(hex(r[1]) << 4 | hex(r[2]));
+        if (*r == '%' && zy_hexval(r[1]) >= 0 && zy_hexval(r[2]) >= 0) {
+            *w++ = (char)(zy_hexval(r[1]) << 4 | zy_hexval(r[2]));
             r += 2;
         } else if (*r == '+' && plus_space) {
             *w++ = ' ';

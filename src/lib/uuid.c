@@ -82,17 +82,6 @@ void uuid_v7(char out[UUID_STRLEN + 1])
     out[o] = '\0';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 bool uuid_valid(const char *s)
 {
     if (!s)
@@ -101,7 +90,7 @@ bool uuid_valid(const char *s)
         if (i == 8 || i == 13 || i == 18 || i == 23) {
             if (s[i] != '-')
                 return false;
-        } else if (hexval(s[i]) < 0) {
+        } else if (zy_hexval(s[i]) < 0) {
             return false; /* also stops at a NUL before position 36 */
         }
     }
@@ -126,7 +115,7 @@ uint64_t uuid_v7_time_ms(const char *s)
     for (size_t i = 0; i < 13; i++) {
         if (i == 8)
             continue;
-        ms = (ms << 4) | (uint64_t)hexval(s[i]);
+        ms = (ms << 4) | (uint64_t)zy_hexval(s[i]);
     }
     return ms;
 }

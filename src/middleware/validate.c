@@ -98,12 +98,12 @@ static int parse_body(struct ctx *c, json_t **out)
         return ctx_fail_details(c, ZY_E_HTTP, 400, d, "Request body is not valid UTF-8");
     }
     json_error_t err;
-    json_t *v = json_loadb(c->req.body, c->req.body_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
-                           &err);
+    json_t *v =
+        json_loadb(c->req.body, c->req.body_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
     if (!v) {
-        json_t *d = json_pack("{s:s, s:i, s:i, s:i, s:s}", "reason", "malformed_json", "line",
-                              err.line, "column", err.column, "position", err.position, "detail",
-                              err.text);
+        json_t *d =
+            json_pack("{s:s, s:i, s:i, s:i, s:s}", "reason", "malformed_json", "line", err.line,
+                      "column", err.column, "position", err.position, "detail", err.text);
         return ctx_fail_details(c, ZY_E_HTTP, 400, d, "Malformed JSON in request body");
     }
     *out = v;

@@ -7,10 +7,10 @@
 #include "routes/docs.h"
 
 /* The reference viewer's script comes from a CDN; allow exactly that for this page. */
-#define DOCS_CSP                                                                               \
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "         \
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; " \
-    "font-src 'self' data: https://fonts.gstatic.com https://cdn.jsdelivr.net; "               \
+#define DOCS_CSP                                                                                   \
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "             \
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "     \
+    "font-src 'self' data: https://fonts.gstatic.com https://cdn.jsdelivr.net; "                   \
     "img-src 'self' data: https:; connect-src 'self'; frame-ancestors 'self'"
 
 static int openapi_json(struct ctx *c)
@@ -42,11 +42,11 @@ static const struct route routes[] = {
         .description = "The OpenAPI 3.1 description of this API, generated from the route table.",
         .tag = "System",
         .operation_id = "getOpenApi",
-        .responses = (const struct route_response[]){{200, "OpenAPI 3.1 document",
-                                                      &(const struct schema){
-                                                          .type = SCHEMA_OBJECT,
-                                                          .allow_unknown = true}},
-                                                     {0}},
+        .responses =
+            (const struct route_response[]){
+                {200, "OpenAPI 3.1 document",
+                 &(const struct schema){.type = SCHEMA_OBJECT, .allow_unknown = true}},
+                {0}},
         .flags = ROUTE_INLINE,
     },
     {

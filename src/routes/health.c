@@ -22,8 +22,9 @@ static const struct schema health_schema = {
     .type = SCHEMA_OBJECT, .ref = "Health", .props = health_props};
 
 static const struct schema_prop check_props[] = {
-    {"status", &(const struct schema){.type = SCHEMA_STRING,
-                                      .enum_values = (const char *const[]){"up", "down", NULL}},
+    {"status",
+     &(const struct schema){.type = SCHEMA_STRING,
+                            .enum_values = (const char *const[]){"up", "down", NULL}},
      true},
     {"latencyMs", &num, false},
     {"error", &str, false},
@@ -32,9 +33,9 @@ static const struct schema_prop check_props[] = {
 static const struct schema check_schema = {.type = SCHEMA_OBJECT, .props = check_props};
 static const struct schema_prop checks_props[] = {{"database", &check_schema, true}, {0}};
 static const struct schema_prop ready_props[] = {
-    {"status", &(const struct schema){.type = SCHEMA_STRING,
-                                      .enum_values =
-                                          (const char *const[]){"ready", "unavailable", NULL}},
+    {"status",
+     &(const struct schema){.type = SCHEMA_STRING,
+                            .enum_values = (const char *const[]){"ready", "unavailable", NULL}},
      true},
     {"checks", &(const struct schema){.type = SCHEMA_OBJECT, .props = checks_props}, true},
     {"timestamp", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME},
@@ -51,8 +52,8 @@ static int health(struct ctx *c)
     json_t *o = json_object();
     json_object_set_new(o, "status", json_string("ok"));
     json_object_set_new(o, "version", json_string(ZYGO_VERSION));
-    json_object_set_new(o, "uptime", json_real((double)(long long)(app_uptime_s(c->app) * 1000) /
-                                              1000.0));
+    json_object_set_new(o, "uptime",
+                        json_real((double)(long long)(app_uptime_s(c->app) * 1000) / 1000.0));
     json_object_set_new(o, "timestamp", json_string(ts));
     ctx_json(c, 200, o);
     return 0;

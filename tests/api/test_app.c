@@ -154,8 +154,7 @@ Test(api, head_is_get)
 
 Test(api, cors_preflight_allowed_origin)
 {
-    const char *const h[] = {"Origin: https://app.zygo.tech",
-                             "Access-Control-Request-Method: POST",
+    const char *const h[] = {"Origin: https://app.zygo.tech", "Access-Control-Request-Method: POST",
                              "Access-Control-Request-Headers: content-type,authorization", NULL};
     struct ctx *c = app_request(t.app, "OPTIONS", "/api/v1/users", h, NULL, 0);
     cr_assert_eq(c->res.status, 204);
@@ -207,11 +206,9 @@ Test(api, ready_then_database_file_removed)
     cr_assert_eq(c->res.status, 200);
     json_t *b = ctx_body_json(c);
     cr_assert_str_eq(json_string_value(json_object_get(b, "status")), "ready");
-    cr_assert_str_eq(
-        json_string_value(json_object_get(json_object_get(json_object_get(b, "checks"),
-                                                          "database"),
-                                          "status")),
-        "up");
+    cr_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(json_object_get(b, "checks"), "database"), "status")),
+                     "up");
     json_decref(b);
     app_ctx_free(c);
 
@@ -246,9 +243,8 @@ Test(api, openapi_and_docs)
     json_t *paths = json_object_get(doc, "paths");
     cr_assert_not_null(json_object_get(paths, "/health"));
     cr_assert_not_null(json_object_get(paths, "/health/ready"));
-    cr_assert_not_null(json_object_get(json_object_get(json_object_get(doc, "components"),
-                                                       "securitySchemes"),
-                                       "bearerAuth"));
+    cr_assert_not_null(json_object_get(
+        json_object_get(json_object_get(doc, "components"), "securitySchemes"), "bearerAuth"));
     json_decref(doc);
     app_ctx_free(c);
 

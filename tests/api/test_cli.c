@@ -70,9 +70,8 @@ Test(cli, unknown_command_and_flag_exit_2)
     cr_assert_eq(run((const char *const[]){"zygo", "serve", "--bogus", NULL}, BASE_ENV, &out), 2);
     cr_assert_not_null(strstr(out, "--bogus"));
     free(out);
-    cr_assert_eq(run((const char *const[]){"zygo", "serve", "--port", "99999", NULL}, BASE_ENV,
-                     &out),
-                 2);
+    cr_assert_eq(
+        run((const char *const[]){"zygo", "serve", "--port", "99999", NULL}, BASE_ENV, &out), 2);
     free(out);
     cr_assert_eq(run((const char *const[]){"zygo", NULL}, BASE_ENV, &out), 2);
     free(out);
@@ -80,13 +79,17 @@ Test(cli, unknown_command_and_flag_exit_2)
 
 Test(cli, invalid_config_lists_every_problem)
 {
-    const char *const env[] = {"NODE_ENV=production", "ZYGO_ENV_FILE=/nonexistent",
-                               "PORT=eighty", "JWT_SECRET=short", "LOG_LEVEL=loud",
-                               datadir_env, NULL};
+    const char *const env[] = {"NODE_ENV=production",
+                               "ZYGO_ENV_FILE=/nonexistent",
+                               "PORT=eighty",
+                               "JWT_SECRET=short",
+                               "LOG_LEVEL=loud",
+                               datadir_env,
+                               NULL};
     char *out;
     cr_assert_eq(run((const char *const[]){"zygo", "serve", NULL}, env, &out), 1);
-    const char *expect[] = {"PORT", "JWT_SECRET", "ENCRYPTION_KEY", "APP_URL", "API_URL",
-                            "LOG_LEVEL"};
+    const char *expect[] = {"PORT",    "JWT_SECRET", "ENCRYPTION_KEY",
+                            "APP_URL", "API_URL",    "LOG_LEVEL"};
     for (size_t i = 0; i < ARRAY_LEN(expect); i++)
         cr_assert_not_null(strstr(out, expect[i]), "%s not reported:\n%s", expect[i], out);
     cr_assert_null(strstr(out, "Server running"), "started despite bad config");

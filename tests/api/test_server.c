@@ -194,8 +194,8 @@ Test(server, header_limit_431)
     char out[4096];
     tcp_read_all(fd, out, sizeof(out), 2000);
     close(fd);
-    cr_assert(strstr(out, "HTTP/1.1 431") || strstr(out, "HTTP/1.1 413") || out[0] == '\0',
-              "%s", out);
+    cr_assert(strstr(out, "HTTP/1.1 431") || strstr(out, "HTTP/1.1 413") || out[0] == '\0', "%s",
+              out);
     cr_assert(wait_healthy(s.port, 2000));
 }
 
@@ -312,8 +312,7 @@ Test(server, slow_requests_do_not_delay_others)
         pthread_join(th[i], NULL);
         cr_assert_eq(sc[i].status, 200);
         cr_assert_geq(sc[i].secs, 0.2);
-        cr_assert_lt(sc[i].secs, 0.6, "4 slow requests ran one after another (%.3fs)",
-                     sc[i].secs);
+        cr_assert_lt(sc[i].secs, 0.6, "4 slow requests ran one after another (%.3fs)", sc[i].secs);
     }
 }
 

@@ -12,10 +12,15 @@ static const struct schema_prop id_props[] = {{"id", &uuid_s, true}, {0}};
 static const struct schema params_s = {.type = SCHEMA_OBJECT, .props = id_props};
 
 static const struct schema_prop query_props[] = {
-    {"page", &(const struct schema){.type = SCHEMA_INTEGER, .coerce = true, .has_min = true,
-                                    .min = 1, .default_json = "1"}},
-    {"limit", &(const struct schema){.type = SCHEMA_INTEGER, .coerce = true, .has_min = true,
-                                     .min = 1, .has_max = true, .max = 100,
+    {"page",
+     &(const struct schema){
+         .type = SCHEMA_INTEGER, .coerce = true, .has_min = true, .min = 1, .default_json = "1"}},
+    {"limit", &(const struct schema){.type = SCHEMA_INTEGER,
+                                     .coerce = true,
+                                     .has_min = true,
+                                     .min = 1,
+                                     .has_max = true,
+                                     .max = 100,
                                      .default_json = "20"}},
     {"status", &(const struct schema){.type = SCHEMA_STRING,
                                       .enum_values = (const char *const[]){"active", "pending",
@@ -74,8 +79,12 @@ static int forget_to_answer(struct ctx *c)
 }
 
 static const struct route routes[] = {
-    {.method = HTTP_POST, .path = "/things/:id", .handler = echo, .params = &params_s,
-     .query = &query_s, .body = &body_s},
+    {.method = HTTP_POST,
+     .path = "/things/:id",
+     .handler = echo,
+     .params = &params_s,
+     .query = &query_s,
+     .body = &body_s},
     {.method = HTTP_GET, .path = "/things", .handler = echo, .query = &query_s},
     {.method = HTTP_GET, .path = "/boom", .handler = fail_internal},
     {.method = HTTP_GET, .path = "/conflict", .handler = fail_conflict},
@@ -98,8 +107,8 @@ TestSuite(validate, .init = setup, .fini = teardown);
 #define UUID "0192f0c1-7a3b-7c4d-8e5f-0123456789ab"
 static const char *const JSON_CT[] = {"Content-Type: application/json", NULL};
 
-static json_t *call(const char *method, const char *target, const char *const *h,
-                    const char *body, int want)
+static json_t *call(const char *method, const char *target, const char *const *h, const char *body,
+                    int want)
 {
     struct ctx *c = app_request(t.app, method, target, h, body, body ? strlen(body) : 0);
     cr_assert_eq(c->res.status, want, "%s %s: %d %.*s", method, target, c->res.status,
@@ -112,10 +121,8 @@ static json_t *call(const char *method, const char *target, const char *const *h
 
 static const char *issue_field(json_t *b, size_t i, const char *f)
 {
-    return json_string_value(
-        json_object_get(json_array_get(json_object_get(json_object_get(b, "details"), "issues"),
-                                       i),
-                        f));
+    return json_string_value(json_object_get(
+        json_array_get(json_object_get(json_object_get(b, "details"), "issues"), i), f));
 }
 
 static size_t issue_count(json_t *b)
@@ -221,8 +228,7 @@ Test(validate, invalid_utf8)
     json_t *b = call("POST", "/api/v1/things/" UUID, JSON_CT, "{\"name\":\"\xff\xfe\"}", 400);
     cr_assert_str_eq(json_string_value(json_object_get(b, "message")),
                      "Request body is not valid UTF-8");
-    cr_assert_eq(json_integer_value(json_object_get(json_object_get(b, "details"), "position")),
-                 9);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(b, "details"), "position")), 9);
     json_decref(b);
     /* an overlong encoding of '/' and a lone surrogate are rejected too */
     b = call("POST", "/api/v1/things/" UUID, JSON_CT, "{\"name\":\"\xc0\xaf\"}", 400);

@@ -355,8 +355,8 @@ void redocly_assert_clean(const char *doc_path)
                  cli);
     snprintf(out_path, sizeof(out_path), "%s.lint-out", doc_path);
     snprintf(err_path, sizeof(err_path), "%s.lint-err", doc_path);
-    char *argv[] = {"node", cli, "lint", "--format=json", "--config", config, (char *)doc_path,
-                    NULL};
+    char *argv[] = {"node",     cli,    "lint",           "--format=json",
+                    "--config", config, (char *)doc_path, NULL};
     int rc = run_node(argv, out_path, err_path);
     char *out = slurp(out_path), *err = slurp(err_path);
     unlink(out_path);

@@ -36,7 +36,8 @@ static void write_env(const char *text)
     fclose(f);
 }
 
-static const char *KEY = "ENCRYPTION_KEY=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+static const char *KEY =
+    "ENCRYPTION_KEY=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 static const char *JWT = "JWT_SECRET=0123456789abcdef0123456789abcdef";
 
 static bool has_error(const struct config_errors *e, const char *needle)
@@ -113,10 +114,10 @@ Test(config, every_problem_reported_at_once)
     struct config c;
     struct config_errors e;
     cr_assert_eq(config_load(&c, env, &e), -1);
-    const char *want[] = {"PORT",           "DATABASE_POOL_MAX", "JWT_SECRET",
-                          "ENCRYPTION_KEY", "JWT_EXPIRES_IN",    "REDIS_URL",
-                          "EMAIL_FROM",     "CORS_ORIGINS",      "HTTP_BODY_LIMIT",
-                          "APP_URL",        "API_URL"};
+    const char *want[] = {
+        "PORT",      "DATABASE_POOL_MAX", "JWT_SECRET",   "ENCRYPTION_KEY",  "JWT_EXPIRES_IN",
+        "REDIS_URL", "EMAIL_FROM",        "CORS_ORIGINS", "HTTP_BODY_LIMIT", "APP_URL",
+        "API_URL"};
     for (size_t i = 0; i < ARRAY_LEN(want); i++)
         cr_assert(has_error(&e, want[i]), "%s not reported", want[i]);
     cr_assert_eq(e.n, ARRAY_LEN(want));
@@ -126,8 +127,14 @@ Test(config, every_problem_reported_at_once)
 
 Test(config, production_with_everything_set)
 {
-    char *env[] = {data_env, file_env, "NODE_ENV=production", (char *)JWT, (char *)KEY,
-                   "APP_URL=https://app.zygo.tech", "API_URL=https://api.zygo.tech", NULL};
+    char *env[] = {data_env,
+                   file_env,
+                   "NODE_ENV=production",
+                   (char *)JWT,
+                   (char *)KEY,
+                   "APP_URL=https://app.zygo.tech",
+                   "API_URL=https://api.zygo.tech",
+                   NULL};
     struct config c;
     struct config_errors e;
     cr_assert_eq(config_load(&c, env, &e), 0);
@@ -169,8 +176,7 @@ Test(config, dotenv_quotes_and_escapes)
 {
     char **v = NULL;
     size_t n = 0;
-    cr_assert_eq(config_parse_dotenv("A=\"x\\ny\"\nB='a#b'\nC=plain # c\nexport D=1\n", &v, &n),
-                 0);
+    cr_assert_eq(config_parse_dotenv("A=\"x\\ny\"\nB='a#b'\nC=plain # c\nexport D=1\n", &v, &n), 0);
     cr_assert_eq(n, 4);
     cr_assert_str_eq(v[0], "A=x\ny");
     cr_assert_str_eq(v[1], "B=a#b");

@@ -74,8 +74,14 @@ Test(router, method_not_allowed_lists_methods)
 Test(router, not_found_cases)
 {
     struct router_match m;
-    const char *paths[] = {"/api/v1/user", "/api/v1/users/42/extra", "/api/v1/users/", "/",
-                           "", "/health/", "/api/v2/users", "//health",
+    const char *paths[] = {"/api/v1/user",
+                           "/api/v1/users/42/extra",
+                           "/api/v1/users/",
+                           "/",
+                           "",
+                           "/health/",
+                           "/api/v2/users",
+                           "//health",
                            "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s"};
     for (size_t i = 0; i < ARRAY_LEN(paths); i++)
         cr_assert_eq(match(HTTP_GET, paths[i], &m), ROUTER_NOT_FOUND, "%s matched", paths[i]);
