@@ -24,23 +24,46 @@ if [ ! -x tests/openapi/node_modules/.bin/redocly ]; then
         npm install --prefix tests/openapi --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
-log=$(mktemp)
 if [ "$variant" = asan ]; then
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi
-"build/$variant/zygo-tests" --jobs 2 2>&1 | tee "$log"
-synth=$(grep -a "Synthesis:" "$log" | tail -n 1)
-rm -f "$log"
-if [ -z "$synth" ]; then
-    echo "FAILED: the Criterion suite did not report (crashed?)"
-    failed=$((failed + 1))
+
+# suite NAME FILTER: runs the Criterion binary on the tests matching FILTER and adds its
+# synthesis to the totals.
+suite() {
+    local name=$1 filter=$2 log synth
+    log=$(mktemp)
+    echo "== $name =="
+    "build/$variant/zygo-tests" --jobs 2 --filter "$filter" 2>&1 | tee "$log"
+    synth=$(grep -a "Synthesis:" "$log" | tail -n 1)
+    rm -f "$log"
+    if [ -z "$synth" ]; then
+        echo "FAILED: $name: the Criterion suite did not report (crashed?)"
+        failed=$((failed + 1))
+        return
+    fi
+    passed=$((passed + $(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$synth")))
+    failed=$((failed + $(sed -n 's/.*Failing: \([0-9]*\).*/\1/p' <<<"$synth")))
+    failed=$((failed + $(sed -n 's/.*Crashing: \([0-9]*\).*/\1/p' <<<"$synth")))
+}
+
+# A throwaway PostgreSQL cluster on loopback for the PostgreSQL pass; removed on exit.
+pgdir=$(mktemp -d /tmp/zygo-pg-XXXXXX)
+cleanup() { scripts/pg-cluster.sh stop "$pgdir" >/dev/null 2>&1; rm -rf "$pgdir"; }
+trap cleanup EXIT
+if scripts/pg-cluster.sh start "$pgdir"; then
+    set -a; . "$pgdir/env"; set +a
 else
-    t_pass=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$synth")
-    t_fail=$(sed -n 's/.*Failing: \([0-9]*\).*/\1/p' <<<"$synth")
-    t_crash=$(sed -n 's/.*Crashing: \([0-9]*\).*/\1/p' <<<"$synth")
-    passed=$((passed + t_pass))
-    failed=$((failed + t_fail + t_crash))
+    echo "FAILED: could not start the PostgreSQL test cluster"
+    failed=$((failed + 1))
+fi
+
+# Everything on SQLite (the default), then the API suite and the PostgreSQL driver tests on
+# PostgreSQL: the same tests, a different DATABASE_URL.
+ZYGO_TEST_DB=sqlite suite "SQLite" '!(pg)/*'
+if [ -n "${ZYGO_TEST_PG_ADMIN_URL:-}" ]; then
+    ZYGO_TEST_DB=postgres suite "PostgreSQL" '@(api|validate|server|cli|pg)/*'
 fi
 
 echo "$variant: $passed passed, $failed failed"

@@ -20,6 +20,7 @@
 #include "lib/jsonx.h"
 #include "lib/log.h"
 #include "routes/routes.h"
+#include "services/database.h"
 
 extern char **environ;
 
@@ -102,39 +103,20 @@ static int load_config(struct config *cfg)
     return -1;
 }
 
-static void database_target(const struct config *cfg, char *out, size_t n)
-{
-    if (cfg->database_url)
-        snprintf(out, n, "%s", cfg->database_url);
-    else
-        snprintf(out, n, "sqlite:%s/zygo.db", cfg->data_dir);
-}
-
-static int open_database(const struct config *cfg, struct db **db)
-{
-    char url[4096], err[512];
-    database_target(cfg, url, sizeof(url));
-    if (db_open(db, url, err, sizeof(err)) < 0) {
-        log_msg(LOG_FATAL, "cannot open the database: %s", err);
-        return -1;
-    }
-    return 0;
-}
-
-static int run_migrations(struct db *db, bool verbose)
+/* Opens the database with pending migrations applied; logs what it did. */
+static int open_database(const struct config *cfg, struct db **db, bool verbose)
 {
     struct migrate_report rep;
     char err[1024];
-    if (migrate_up(db, &rep, err, sizeof(err)) < 0) {
-        log_msg(LOG_FATAL, "migrations failed: %s", err);
-        return -1;
-    }
+    int rc = database_open(cfg, db, &rep, err, sizeof(err));
     for (size_t i = 0; i < rep.napplied; i++)
         log_msg(LOG_INFO, "applied migration %s", rep.applied[i]);
-    if (verbose && rep.napplied == 0)
+    if (rc < 0)
+        log_msg(LOG_FATAL, "database: %s", err);
+    else if (verbose && rep.napplied == 0)
         log_msg(LOG_INFO, "database is up to date");
     migrate_report_free(&rep);
-    return 0;
+    return rc;
 }
 
 static struct {
@@ -194,7 +176,7 @@ static int cmd_serve(int argc, char **argv)
     struct db *db = NULL;
     struct app *app = NULL;
     struct server *srv = NULL;
-    if (open_database(&cfg, &db) < 0 || run_migrations(db, false) < 0)
+    if (open_database(&cfg, &db, false) < 0)
         goto out;
     size_t ngroups;
     const struct route_group *groups = routes_groups(&ngroups);
@@ -236,7 +218,7 @@ static int cmd_migrate(int argc, char **argv)
         return 1;
     log_init(cfg.log_level, cfg.log_pretty_allowed && isatty(1), 1);
     struct db *db = NULL;
-    int rc = open_database(&cfg, &db) == 0 && run_migrations(db, true) == 0 ? 0 : 1;
+    int rc = open_database(&cfg, &db, true) == 0 ? 0 : 1;
     db_close(db);
     config_free(&cfg);
     return rc;

@@ -1,17 +1,27 @@
 /*
  * db.c — the driver-neutral half of db.h: URL selection of the driver, dispatch through the
- * driver vtable, error bookkeeping shared by the drivers.
+ * driver vtable, the tenant context, and what the drivers share (error bookkeeping, the SQL
+ * hash of their statement caches, the text form of parameters).
  */
 #define ZYGO_DB_DRIVER 1
 #include "lib/common.h"
 
 #include "db/db.h"
+#include "db/pg.h"
 #include "db/sqlite.h"
 #include "lib/arena.h"
+#include "lib/uuid.h"
+
+#include <inttypes.h>
+#include <math.h>
 
 #define DB_DEFAULT_PATH "data/zygo.db"
 #define DB_DEFAULT_BUSY_MS 5000
 #define DB_DEFAULT_POOL_MAX 10
+#define DB_DEFAULT_POOL_TIMEOUT_MS 5000
+#define DB_DEFAULT_CONNECT_TIMEOUT_S 10
+#define DB_DEFAULT_IDLE_TIMEOUT_S 20
+#define DB_DEFAULT_STATEMENT_TIMEOUT_MS 30000
 
 static bool has_prefix(const char *s, const char *prefix)
 {
@@ -33,19 +43,33 @@ int db_open_ex(struct db **out, const char *url, const struct db_options *opt, c
                size_t errlen)
 {
     *out = NULL;
-    struct db_options o = {.busy_timeout_ms = DB_DEFAULT_BUSY_MS, .pool_max = DB_DEFAULT_POOL_MAX};
+    /* Zero takes the default; negative values pass through (the driver reads them as "none"). */
+    struct db_options o = {
+        .busy_timeout_ms = DB_DEFAULT_BUSY_MS,
+        .pool_max = DB_DEFAULT_POOL_MAX,
+        .pool_timeout_ms = DB_DEFAULT_POOL_TIMEOUT_MS,
+        .connect_timeout_s = DB_DEFAULT_CONNECT_TIMEOUT_S,
+        .idle_timeout_s = DB_DEFAULT_IDLE_TIMEOUT_S,
+        .statement_timeout_ms = DB_DEFAULT_STATEMENT_TIMEOUT_MS,
+    };
     if (opt && opt->busy_timeout_ms > 0)
         o.busy_timeout_ms = opt->busy_timeout_ms;
     if (opt && opt->pool_max > 0)
         o.pool_max = opt->pool_max;
+    if (opt && opt->pool_timeout_ms != 0)
+        o.pool_timeout_ms = opt->pool_timeout_ms;
+    if (opt && opt->connect_timeout_s > 0)
+        o.connect_timeout_s = opt->connect_timeout_s;
+    if (opt && opt->idle_timeout_s != 0)
+        o.idle_timeout_s = opt->idle_timeout_s;
+    if (opt && opt->statement_timeout_ms != 0)
+        o.statement_timeout_ms = opt->statement_timeout_ms;
 
     const char *path;
     if (!url || !*url) {
         path = DB_DEFAULT_PATH;
     } else if (has_prefix(url, "postgres://") || has_prefix(url, "postgresql://")) {
-        /* The libpq driver plugs in here behind the same vtable. */
-        seterr(err, errlen, "PostgreSQL support is not built yet");
-        return -1;
+        return db_pg_open(out, url, &o, err, errlen);
     } else if (has_prefix(url, "sqlite:")) {
         path = url + strlen("sqlite:");
         if (has_prefix(path, "//"))
@@ -140,6 +164,86 @@ void db_conn_seterr(struct db_conn *c, enum db_errkind k, const char *fmt, ...)
     va_end(ap);
     c->errkind = k;
 }
+
+void db_conn_reset_context(struct db_conn *c)
+{
+    c->tenant[0] = '\0';
+    c->rls_bypass = false;
+}
+
+uint64_t db_sql_hash(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+size_t db_param_scalar_text(const struct db_param *p, char buf[DB_PARAM_SCALAR_LEN])
+{
+    int k = 0;
+    switch (p->type) {
+    case DB_P_INT:
+        k = snprintf(buf, DB_PARAM_SCALAR_LEN, "%" PRId64, p->i);
+        break;
+    case DB_P_BOOL:
+        k = snprintf(buf, DB_PARAM_SCALAR_LEN, "%s", p->i ? "true" : "false");
+        break;
+    case DB_P_DOUBLE:
+        /* printf's "nan"/"inf" are not what float8 input expects. */
+        if (isnan(p->d))
+            k = snprintf(buf, DB_PARAM_SCALAR_LEN, "NaN");
+        else if (isinf(p->d))
+            k = snprintf(buf, DB_PARAM_SCALAR_LEN, "%sInfinity", p->d < 0 ? "-" : "");
+        else
+            k = snprintf(buf, DB_PARAM_SCALAR_LEN, "%.17g", p->d);
+        break;
+    case DB_P_TEXT:
+    case DB_P_NULL:
+    default:
+        buf[0] = '\0';
+        break;
+    }
+    return k > 0 ? (size_t)k : 0;
+}
+
+/* ---- tenant context ------------------------------------------------------------------------ */
+
+int db_set_tenant(struct db_conn *c, const char *tenant_id)
+{
+    clearerr_conn(c);
+    c->tenant[0] = '\0'; /* a refused value must not leave the previous tenant in force */
+    if (!tenant_id || !*tenant_id)
+        return 0;
+    char norm[UUID_STRLEN + 1];
+    if (!uuid_normalize(tenant_id, norm)) {
+        db_conn_seterr(c, DB_ERR_CHECK, "tenant id is not a UUID");
+        return -1;
+    }
+    memcpy(c->tenant, norm, sizeof(norm));
+    return 0;
+}
+
+int db_set_rls_bypass(struct db_conn *c, bool on)
+{
+    clearerr_conn(c);
+    c->rls_bypass = on;
+    return 0;
+}
+
+const char *db_tenant(const struct db_conn *c)
+{
+    return c->tenant[0] ? c->tenant : NULL;
+}
+
+bool db_rls_bypass(const struct db_conn *c)
+{
+    return c->rls_bypass;
+}
+
+/* ---- statements ---------------------------------------------------------------------------- */
 
 int db_exec(struct db_conn *c, const char *sql, const struct db_param *p, size_t n)
 {
@@ -265,6 +369,8 @@ const char *db_errkind_name(enum db_errkind k)
         return "busy";
     case DB_ERR_UNAVAILABLE:
         return "unavailable";
+    case DB_ERR_PERMISSION:
+        return "permission";
     case DB_ERR_OTHER:
         break;
     }

@@ -3,13 +3,18 @@
  *
  * Owns the driver-neutral API: opening a database from a URL, per-thread connections,
  * statements with $1..$n parameters (the same SQL text on every driver), row iteration with
- * typed column access, transactions, error classification and readiness checks. Drivers
- * (src/db/sqlite.c today, a libpq one later) sit behind one vtable; code that includes db.h
- * never sees which one is in use except through db_dialect().
+ * typed column access, transactions, the tenant context that row-level security keys on,
+ * error classification and readiness checks. Drivers (src/db/sqlite.c, src/db/pg.c) sit behind
+ * one vtable; code that includes db.h never sees which one is in use except through
+ * db_dialect().
  *
  * Threads: a struct db is shared by all threads. A struct db_conn is used by one thread at a
  * time: acquire it, use it, release it. Strings returned by db_text()/db_colname() stay valid
  * until the next db_next() or db_rows_free() on the same rows.
+ *
+ * Values are the same on both drivers: timestamps come back as ISO-8601 UTC text with
+ * milliseconds ("2026-11-25T17:45:49.123Z"), uuid and JSON as text, booleans through db_bool()
+ * (db_text() of a PostgreSQL boolean is "true"/"false", of a SQLite one "1"/"0").
  *
  * Errors: functions returning int give 0 (or a count) on success and -1 on failure; functions
  * returning pointers give NULL. After a failure on a connection, db_errmsg() says what went
@@ -33,8 +38,14 @@ enum db_errkind {
     DB_ERR_FOREIGN_KEY, /* referenced row missing, or still referenced */
     DB_ERR_CHECK,       /* CHECK constraint or a value of the wrong type */
     DB_ERR_NOT_NULL,    /* NULL in a NOT NULL column */
-    DB_ERR_BUSY,        /* locked by another writer past the busy timeout; retry later */
-    DB_ERR_UNAVAILABLE, /* cannot open, I/O error, disk full, file gone (API: 503) */
+    DB_ERR_BUSY,        /* locked by another writer past the busy timeout; PostgreSQL also:
+                           serialization failure, deadlock, lock not available, statement
+                           timeout; retry later */
+    DB_ERR_UNAVAILABLE, /* cannot open, I/O error, disk full, file gone, server gone,
+                           connection pool exhausted (API: 503) */
+    DB_ERR_PERMISSION,  /* PostgreSQL: privilege missing, or a row-level security policy refused
+                           the row (a write for another tenant than the one set): a repository or
+                           deployment bug, never the client's fault (API: 500) */
     DB_ERR_OTHER,       /* SQL error, misuse, anything else (API: 500) */
 };
 
@@ -103,17 +114,26 @@ static inline struct db_param db_param_bool(bool v)
 
 /* ---- opening --------------------------------------------------------------------------- */
 
+/* Zero means the default everywhere; the PostgreSQL ones are ignored by SQLite. */
 struct db_options {
-    int busy_timeout_ms; /* SQLite: wait this long for a lock (0: default 5000) */
-    int pool_max;        /* PostgreSQL: connections in the pool (0: default 10) */
+    int busy_timeout_ms;      /* SQLite: wait this long for a lock (0: default 5000) */
+    int pool_max;             /* PostgreSQL: connections in the pool (0: default 10) */
+    int pool_timeout_ms;      /* PostgreSQL: how long db_acquire waits for a free pooled
+                                 connection before failing (0: 5000; negative: no wait) */
+    int connect_timeout_s;    /* PostgreSQL: to open one connection (0: 10) */
+    int idle_timeout_s;       /* PostgreSQL: pooled connections idle longer are closed
+                                 (0: 20; negative: never) */
+    int statement_timeout_ms; /* PostgreSQL: statement_timeout of every connection
+                                 (0: 30000; negative: none) */
 };
 
 /*
  * url: "sqlite:PATH", "sqlite://PATH", a plain file path, or NULL/"" for data/zygo.db. The
  * parent directory of a SQLite file is created when missing. "postgres://" and
- * "postgresql://" select PostgreSQL (not built yet: fails with a message saying so).
- * The database is opened and checked before this returns; on failure *out is NULL and err
- * holds the reason (never the URL's password).
+ * "postgresql://" select PostgreSQL: the URL goes to libpq as it is (user, password, host,
+ * port, database, and parameters such as sslmode). The database is opened and checked (one
+ * connection made) before this returns; on failure *out is NULL and err holds the reason (never
+ * the URL's password).
  */
 int db_open(struct db **out, const char *url, char *err, size_t errlen);
 int db_open_ex(struct db **out, const char *url, const struct db_options *opt, char *err,
@@ -125,8 +145,10 @@ enum db_dialect db_dialect(const struct db *db);
 const char *db_dialect_name(enum db_dialect d);
 
 /*
- * readiness: 0 when this thread's connection answers SELECT 1 and (SQLite) the file at the
- * path is still the one opened; else -1 with a human reason.
+ * readiness: 0 when a connection answers SELECT 1 and (SQLite) the file at the path is still
+ * the one opened; else -1 with a human reason. PostgreSQL: a pooled connection (never waiting
+ * for one: with the pool fully busy, the server answering a connection probe is enough), and a
+ * server that is down is reported within a few seconds.
  */
 int db_ping(struct db *db, char *reason, size_t n);
 
@@ -138,6 +160,13 @@ int db_ping(struct db *db, char *reason, size_t n);
  * Every acquire needs one release. Releasing the last hold with a transaction still open
  * rolls it back. Release on the acquiring thread: a release from another thread is safe but
  * leaves that rollback to the owner's next acquire (SQLite connections are not shared).
+ *
+ * PostgreSQL: a connection of the pool (each acquire a different one, usable from any thread,
+ * one at a time): an idle one, else a new one while fewer than pool_max are open, else it
+ * waits up to pool_timeout_ms and fails with "connection pool exhausted". Release rolls back
+ * a transaction left open, clears the tenant context and returns it to the pool; a connection
+ * whose server went away is closed instead, and later acquires open fresh ones.
+ *
  * NULL with err on failure (treat as DB_ERR_UNAVAILABLE).
  */
 struct db_conn *db_acquire(struct db *db, char *err, size_t errlen);
@@ -151,6 +180,14 @@ enum db_dialect db_conn_dialect(const struct db_conn *c);
 /*
  * One statement with $1..$n parameters; n must equal the highest $k used. Returns the number
  * of rows inserted/updated/deleted (0 for other statements), or -1.
+ *
+ * PostgreSQL types the parameters as follows: TEXT and NULL go untyped, so the server reads
+ * them as what the context wants (a uuid, jsonb or timestamptz column takes its text form;
+ * a bare "$1 IS NULL" has no context: write CAST($1 AS text), which SQLite reads too); INT
+ * goes as bigint, DOUBLE as double precision, BOOL as boolean — so a boolean column takes
+ * DB_BOOL (DB_INT is refused with DB_ERR_CHECK there, as SQLite's CHECK refuses 2). Text may
+ * not contain NUL bytes (DB_ERR_CHECK). Statements are prepared once per connection and
+ * cached (DB_PG_STMT_CACHE).
  */
 int db_exec(struct db_conn *c, const char *sql, const struct db_param *p, size_t n);
 /* Several statements separated by ';' and no parameters (migrations). 0 or -1. */
@@ -176,12 +213,41 @@ double db_double(const struct db_rows *r, int i);
 bool db_bool(const struct db_rows *r, int i);
 void db_rows_free(struct db_rows *r);
 
+/* ---- tenant context (row-level security) ----------------------------------------------- */
+
+/*
+ * The tenant a connection works for, until changed or db_release() (which clears both
+ * settings, so a pooled connection never carries a tenant into the next request).
+ *
+ * PostgreSQL: the session settings app.tenant_id / app.rls_bypass, which the row-level
+ * security policies of every tenant-scoped table read (migrations/postgres/0001_init.sql):
+ * with a tenant set only its rows are visible and writable, with none set no row is, and a
+ * write for another tenant fails with DB_ERR_PERMISSION. The settings are sent before the
+ * next statement that runs with a different value, so setting the same tenant again costs
+ * nothing. SQLite has no row-level security: the values are only stored (db_tenant()), and
+ * the tenant filter every repository query carries is the wall there, as it is the first one
+ * on PostgreSQL.
+ *
+ * tenant_id must be a UUID (stored lowercase); NULL or "" clears it. -1 (DB_ERR_CHECK) when
+ * it is not a UUID, and then no tenant is set.
+ */
+int db_set_tenant(struct db_conn *c, const char *tenant_id);
+/*
+ * The explicit bypass for global-admin and system work (jobs, migrations): every row of every
+ * tenant-scoped table, whatever the tenant set. Off again after db_release().
+ */
+int db_set_rls_bypass(struct db_conn *c, bool on);
+/* The tenant set on the connection, or NULL. */
+const char *db_tenant(const struct db_conn *c);
+bool db_rls_bypass(const struct db_conn *c);
+
 /* ---- transactions ---------------------------------------------------------------------- */
 
 /*
  * SQLite: BEGIN IMMEDIATE (the write lock is taken now, so the transaction cannot fail later
- * for lack of it). No nesting. A failed commit rolls back; rollback outside a transaction is
- * a no-op, so cleanup paths may call it unconditionally.
+ * for lack of it). PostgreSQL: BEGIN (read committed); after a statement failed inside it,
+ * commit fails and reports that statement's error. No nesting. A failed commit rolls back;
+ * rollback outside a transaction is a no-op, so cleanup paths may call it unconditionally.
  */
 int db_begin(struct db_conn *c);
 int db_commit(struct db_conn *c);
@@ -234,6 +300,8 @@ struct db_conn {
     struct db *db;
     enum db_errkind errkind;
     char errmsg[512];
+    char tenant[40]; /* lowercase UUID, "" for none (db_set_tenant) */
+    bool rls_bypass;
 };
 
 struct db_rows {
@@ -243,6 +311,20 @@ struct db_rows {
 
 /* Records a failure on the connection (the message is truncated to fit). */
 void db_conn_seterr(struct db_conn *c, enum db_errkind k, const char *fmt, ...) ZY_PRINTF(3, 4);
+/* Clears the tenant context: drivers call it when a connection is handed back. */
+void db_conn_reset_context(struct db_conn *c);
+
+/* FNV-1a of n bytes: the key of the drivers' prepared-statement caches. */
+uint64_t db_sql_hash(const char *s, size_t n);
+
+/* Room for the text of any non-text parameter (db_param_scalar_text). */
+#define DB_PARAM_SCALAR_LEN 32
+/*
+ * The text form of an INT, DOUBLE or BOOL parameter as SQL literals read it: "-12",
+ * "2.5" (17 significant digits, so the double round-trips), "NaN", "Infinity", "true". Returns
+ * its length; 0 (buf "") for TEXT and NULL parameters, whose text is their own.
+ */
+size_t db_param_scalar_text(const struct db_param *p, char buf[DB_PARAM_SCALAR_LEN]);
 
 #endif /* ZYGO_DB_DRIVER */
 

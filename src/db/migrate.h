@@ -10,6 +10,13 @@
  * Refused, with nothing applied: an applied migration whose file changed since (checksum
  * differs), and an applied version this binary does not have (the database is newer).
  * Migration files must not contain BEGIN/COMMIT.
+ *
+ * PostgreSQL: the lock is pg_advisory_xact_lock (held until that transaction ends), the
+ * statement timeout is lifted inside it, and migrations run with the row-level-security
+ * bypass on (db_set_rls_bypass). They must run as the role that owns the tables (see
+ * migrations/postgres/0001_init.sql for the role model); the application's role, which may
+ * not create tables, can still run migrate_up/migrate_status to check that nothing is
+ * pending (0001 grants it SELECT on schema_migrations).
  */
 #ifndef ZYGO_MIGRATE_H
 #define ZYGO_MIGRATE_H

@@ -652,9 +652,14 @@ static struct db_conn *sq_acquire(struct db *bdb, char *err, size_t errlen)
         }
         conn_track(db, c);
     }
-    if (atomic_fetch_add(&c->holds, 1) == 0 && sq_in_transaction(&c->base)) {
-        /* Left open by a holder that released from another thread (see sq_release). */
-        sq_exec(&c->base, "ROLLBACK", NULL, 0);
+    if (atomic_fetch_add(&c->holds, 1) == 0) {
+        /* A new holder starts without the last one's tenant (only stored here: no RLS). Done
+         * here rather than in sq_release, which may run on another thread. */
+        db_conn_reset_context(&c->base);
+        if (sq_in_transaction(&c->base)) {
+            /* Left open by a holder that released from another thread (see sq_release). */
+            sq_exec(&c->base, "ROLLBACK", NULL, 0);
+        }
     }
     return &c->base;
 }

@@ -6,6 +6,7 @@
 #include "http/openapi.h"
 #include "lib/config.h"
 #include "lib/jsonx.h"
+#include "lib/log.h"
 #include "lib/url.h"
 #include "middleware/cors.h"
 #include "middleware/error.h"
@@ -239,9 +240,26 @@ struct db_conn *ctx_db(struct ctx *c)
     char err[256];
     struct db_conn *conn = db_acquire(app_db(c->app), err, sizeof(err));
     if (!conn) {
+        log_msg(LOG_WARN, "database unavailable: %s", err);
+        ctx_set_header(c, "Retry-After", "1");
         ctx_fail_status(c, 503, "Database unavailable");
         return NULL;
     }
     c->db_conn = conn; /* released at the end of app_handle */
     return conn;
+}
+
+int ctx_fail_db(struct ctx *c, struct db_conn *conn, const char *conflict)
+{
+    switch (db_errkind(conn)) {
+    case DB_ERR_UNAVAILABLE:
+    case DB_ERR_BUSY:
+        log_msg(LOG_WARN, "database unavailable: %s", db_errmsg(conn));
+        ctx_set_header(c, "Retry-After", "1");
+        return ctx_fail_status(c, 503, "Database unavailable");
+    case DB_ERR_UNIQUE:
+        return ctx_fail(c, ZY_E_CONFLICT, "%s", conflict ? conflict : "Resource already exists");
+    default:
+        return ctx_fail(c, ZY_E_INTERNAL, "database: %s", db_errmsg(conn));
+    }
 }

@@ -53,4 +53,9 @@ struct ctx *app_request(const struct app *app, const char *method, const char *t
  * unavailable. */
 struct db_conn *ctx_db(struct ctx *c);
 
+/* Maps the last error on conn to the API: unavailable or busy → 503 (Retry-After), unique
+ * violation → 409 with `conflict` as message, anything else → 500 (logged, never shown).
+ * Returns -1 for `return ctx_fail_db(...)`. */
+int ctx_fail_db(struct ctx *c, struct db_conn *conn, const char *conflict);
+
 #endif

@@ -96,12 +96,27 @@ Test(cli, invalid_config_lists_every_problem)
     free(out);
 }
 
+/* The base environment plus the test database's DATABASE_URL (and migration URL). */
+static const char *const *db_env(struct tdb *d, const char *extra)
+{
+    static const char *env[8];
+    size_t n = 0;
+    tdb_create(d, dir);
+    env[n++] = "NODE_ENV=test";
+    env[n++] = "ZYGO_ENV_FILE=/nonexistent";
+    env[n++] = datadir_env;
+    for (size_t i = 0; d->env[i]; i++)
+        env[n++] = d->env[i];
+    if (extra)
+        env[n++] = extra;
+    env[n] = NULL;
+    return env;
+}
+
 Test(cli, migrate_applies_then_up_to_date)
 {
-    char dburl[400];
-    snprintf(dburl, sizeof(dburl), "DATABASE_URL=sqlite:%s/m.db", dir);
-    const char *const env[] = {"NODE_ENV=test", "ZYGO_ENV_FILE=/nonexistent", datadir_env, dburl,
-                               NULL};
+    struct tdb d;
+    const char *const *env = db_env(&d, NULL);
     char *out;
     cr_assert_eq(run((const char *const[]){"zygo", "migrate", NULL}, env, &out), 0, "%s", out);
     cr_assert_not_null(strstr(out, "0001"), "%s", out);
@@ -109,6 +124,7 @@ Test(cli, migrate_applies_then_up_to_date)
     cr_assert_eq(run((const char *const[]){"zygo", "migrate", NULL}, env, &out), 0);
     cr_assert_not_null(strstr(out, "up to date"), "%s", out);
     free(out);
+    tdb_destroy(&d);
 }
 
 Test(cli, openapi_document_passes_redocly)
@@ -131,8 +147,8 @@ Test(cli, serve_then_sigterm_exits_0)
     int port = free_port();
     char portenv[32];
     snprintf(portenv, sizeof(portenv), "PORT=%d", port);
-    const char *const env[] = {"NODE_ENV=test", "ZYGO_ENV_FILE=/nonexistent", datadir_env, portenv,
-                               NULL};
+    struct tdb d;
+    const char *const *env = db_env(&d, portenv);
     pid_t pid = spawn_zygo((const char *const[]){"zygo", "serve", NULL}, env, logpath);
     cr_assert(wait_healthy(port, 10000), "server did not come up");
     struct http_result r;
@@ -152,4 +168,5 @@ Test(cli, serve_then_sigterm_exits_0)
     cr_assert_eq(stat(secrets, &st), 0);
     cr_assert_eq(st.st_mode & 0777, 0600);
     free(out);
+    tdb_destroy(&d);
 }

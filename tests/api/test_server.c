@@ -11,6 +11,7 @@
 #include "db/db.h"
 #include "lib/uuid.h"
 #include "routes/routes.h"
+#include "pgtest.h"
 #include "support.h"
 
 static int slow(struct ctx *c)
@@ -34,19 +35,34 @@ static int add_tenant(struct ctx *c)
         return -1;
     char id[37];
     uuid_v7(id);
+    /* system work across tenants: the explicit row-level-security bypass */
+    db_set_rls_bypass(db, true);
     if (db_exec(db, "INSERT INTO tenants (id, slug, name) VALUES ($1, $2, $3)",
                 DB_ARGS(DB_TEXT(id), DB_TEXT(id), DB_TEXT("T"))) < 0)
-        return ctx_fail(c, ZY_E_INTERNAL, "insert: %s", db_errmsg(db));
+        return ctx_fail_db(c, db, "tenant exists");
     struct db_rows *r = db_query(db, "SELECT count(*) FROM tenants", DB_NOARGS);
-    if (!r || !db_next(r))
-        return ctx_fail(c, ZY_E_INTERNAL, "count: %s", db_errmsg(db));
+    if (!r || !db_next(r)) {
+        db_rows_free(r);
+        return ctx_fail_db(c, db, NULL);
+    }
     json_int_t n = db_int(r, 0);
     db_rows_free(r);
     ctx_json(c, 201, json_pack("{s:s, s:I}", "id", id, "count", n));
     return 0;
 }
 
+/* Holds a database connection for 800 ms (a long transaction). */
+static int hold(struct ctx *c)
+{
+    if (!ctx_db(c))
+        return -1;
+    usleep(800 * 1000);
+    ctx_json(c, 200, json_pack("{s:b}", "held", 1));
+    return 0;
+}
+
 static const struct route test_routes[] = {
+    {.method = HTTP_GET, .path = "/hold", .handler = hold},
     {.method = HTTP_GET, .path = "/slow", .handler = slow},
     {.method = HTTP_GET, .path = "/fast", .handler = fast}, /* not inline: runs on a worker */
     {.method = HTTP_POST, .path = "/tenants", .handler = add_tenant},
@@ -367,4 +383,69 @@ Test(server, concurrent_writes_through_worker_connections)
     cr_assert_eq(json_integer_value(json_object_get(b, "count")), 101, "no write lost");
     json_decref(b);
     http_result_free(&r);
+}
+
+static long post_tenant(void)
+{
+    struct http_result r;
+    http_do(s.port, "POST", "/test/tenants", NULL, NULL, 0, &r);
+    long st = r.status;
+    if (st == 503) {
+        json_t *b = http_json(&r);
+        cr_assert_str_eq(json_string_value(json_object_get(b, "error")), "HTTP_ERROR");
+        cr_assert_str_eq(json_string_value(json_object_get(b, "message")),
+                         "Database unavailable");
+        char ra[16];
+        cr_assert(http_header(&r, "Retry-After", ra, sizeof(ra)));
+        json_decref(b);
+    }
+    http_result_free(&r);
+    return st;
+}
+
+Test(server, api_503_while_database_down_then_recovers)
+{
+    if (!tdb_is_pg())
+        cr_skip_test("SQLite is a file in this process, not a server that can go down: its "
+                     "outage (file removed) is covered by api::ready_reports_database_outage");
+    start(NULL);
+    cr_assert_eq(post_tenant(), 201);
+    tenv_outage_begin(&s.env);
+    cr_assert_eq(post_tenant(), 503);
+    cr_assert_eq(post_tenant(), 503, "still down, still an envelope, still serving");
+    tenv_outage_end(&s.env);
+    cr_assert_eq(post_tenant(), 201, "recovered without a restart");
+}
+
+static void *call_hold(void *p)
+{
+    struct slow_call *sc = p;
+    struct http_result r;
+    http_do(sc->port, "GET", "/test/hold", NULL, NULL, 0, &r);
+    sc->status = r.status;
+    http_result_free(&r);
+    return NULL;
+}
+
+Test(server, pool_exhaustion_waits_then_503)
+{
+    if (!tdb_is_pg())
+        cr_skip_test("SQLite has one connection per worker thread, no shared pool to exhaust");
+    static const char *const extra[] = {"DATABASE_POOL_MAX=1", "DATABASE_POOL_TIMEOUT_MS=300",
+                                        NULL};
+    start(extra);
+    pthread_t th;
+    struct slow_call sc = {.port = s.port};
+    pthread_create(&th, NULL, call_hold, &sc);
+    usleep(150 * 1000); /* the only connection is now held */
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    cr_assert_eq(post_tenant(), 503);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double waited = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    cr_assert_geq(waited, 0.25, "gave up without waiting (%.3fs)", waited);
+    cr_assert_lt(waited, 0.65, "waited past the bound (%.3fs)", waited);
+    pthread_join(th, NULL);
+    cr_assert_eq(sc.status, 200);
+    cr_assert_eq(post_tenant(), 201, "the released connection serves again");
 }

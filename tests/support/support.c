@@ -21,6 +21,8 @@
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "routes/routes.h"
+#include "services/database.h"
+#include "pgtest.h"
 #include "support.h"
 
 extern char **environ;
@@ -31,6 +33,37 @@ static void rm_rf(const char *dir)
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "warning: could not remove %s\n", dir);
+}
+
+bool tdb_is_pg(void)
+{
+    const char *b = getenv("ZYGO_TEST_DB");
+    return b && strcmp(b, "postgres") == 0;
+}
+
+void tdb_create(struct tdb *d, const char *dir)
+{
+    memset(d, 0, sizeof(*d));
+    d->pg = tdb_is_pg();
+    size_t n = 0;
+    if (d->pg) {
+        cr_assert(pgtest_available(), "ZYGO_TEST_DB=postgres but no test cluster is configured");
+        pgtest_create_db(d->owner_url, sizeof(d->owner_url), d->app_url, sizeof(d->app_url));
+        snprintf(d->env_migration, sizeof(d->env_migration), "DATABASE_MIGRATION_URL=%s",
+                 d->owner_url);
+        d->env[n++] = d->env_migration;
+    } else {
+        snprintf(d->app_url, sizeof(d->app_url), "sqlite:%s/zygo.db", dir);
+    }
+    snprintf(d->env_url, sizeof(d->env_url), "DATABASE_URL=%s", d->app_url);
+    d->env[n++] = d->env_url;
+    d->env[n] = NULL;
+}
+
+void tdb_destroy(struct tdb *d)
+{
+    if (d->pg)
+        pgtest_drop_db(d->app_url);
 }
 
 void tenv_setup(struct tenv *t, const char *const *extra, const struct route_group *groups,
@@ -47,6 +80,9 @@ void tenv_setup(struct tenv *t, const char *const *extra, const struct route_gro
     env[n++] = data;
     env[n++] = "ZYGO_ENV_FILE=/nonexistent/.env";
     env[n++] = "LOG_LEVEL=silent";
+    tdb_create(&t->tdb, t->dir);
+    for (size_t i = 0; t->tdb.env[i]; i++)
+        env[n++] = (char *)t->tdb.env[i];
     for (size_t i = 0; extra && extra[i] && n < ARRAY_LEN(env) - 1; i++)
         env[n++] = (char *)extra[i];
     env[n] = NULL;
@@ -57,12 +93,11 @@ void tenv_setup(struct tenv *t, const char *const *extra, const struct route_gro
     config_errors_free(&errs);
     cr_assert_eq(rc, 0, "test configuration is invalid");
     log_init(t->cfg.log_level, false, 2);
-    char url[400], err[512];
-    snprintf(url, sizeof(url), "sqlite:%s/zygo.db", t->dir);
-    cr_assert_eq(db_open(&t->db, url, err, sizeof(err)), 0, "db_open: %s", err);
+    char err[1024];
     struct migrate_report rep;
-    cr_assert_eq(migrate_up(t->db, &rep, err, sizeof(err)), 0, "migrate: %s", err);
+    int orc = database_open(&t->cfg, &t->db, &rep, err, sizeof(err));
     migrate_report_free(&rep);
+    cr_assert_eq(orc, 0, "database: %s", err);
     if (!groups)
         groups = routes_groups(&ngroups);
     t->app = app_new(&t->cfg, t->db, groups, ngroups);
@@ -72,8 +107,33 @@ void tenv_teardown(struct tenv *t)
 {
     app_free(t->app);
     db_close(t->db);
+    tdb_destroy(&t->tdb);
     config_free(&t->cfg);
     rm_rf(t->dir);
+}
+
+static void sqlite_move(const struct tenv *t, bool away)
+{
+    char a[400], b[400];
+    snprintf(a, sizeof(a), "%s/zygo.db", t->dir);
+    snprintf(b, sizeof(b), "%s/zygo.db.away", t->dir);
+    cr_assert_eq(away ? rename(a, b) : rename(b, a), 0, "rename: %s", strerror(errno));
+}
+
+void tenv_outage_begin(struct tenv *t)
+{
+    if (t->tdb.pg)
+        pgtest_server_stop();
+    else
+        sqlite_move(t, true);
+}
+
+void tenv_outage_end(struct tenv *t)
+{
+    if (t->tdb.pg)
+        pgtest_server_start();
+    else
+        sqlite_move(t, false);
 }
 
 json_t *ctx_body_json(const struct ctx *c)

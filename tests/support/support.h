@@ -13,8 +13,26 @@
 #include "http/server.h"
 #include "lib/config.h"
 
+/* The database a test runs on: a SQLite file in dir, or, when the suite runs on PostgreSQL
+ * (ZYGO_TEST_DB=postgres), a fresh database in the test cluster. env[] holds the
+ * DATABASE_URL (and DATABASE_MIGRATION_URL) lines to give to config_load or the binary. */
+struct tdb {
+    bool pg;
+    char app_url[512];
+    char owner_url[512];
+    char env_url[600];
+    char env_migration[600];
+    const char *env[3]; /* NULL-terminated */
+};
+
+/* True when this run of the suite uses PostgreSQL. */
+bool tdb_is_pg(void);
+void tdb_create(struct tdb *d, const char *dir);
+void tdb_destroy(struct tdb *d);
+
 struct tenv {
     char dir[256];
+    struct tdb tdb;
     struct config cfg;
     struct db *db;
     struct app *app;
@@ -25,6 +43,11 @@ struct tenv {
 void tenv_setup(struct tenv *t, const char *const *extra, const struct route_group *groups,
                 size_t ngroups);
 void tenv_teardown(struct tenv *t);
+
+/* A real database outage and its end: the PostgreSQL server stopped and started again, or the
+ * SQLite file moved away and back (the readiness check notices a replaced file). */
+void tenv_outage_begin(struct tenv *t);
+void tenv_outage_end(struct tenv *t);
 
 /* The response body of an in-process request parsed as JSON (new reference; NULL if not). */
 json_t *ctx_body_json(const struct ctx *c);
