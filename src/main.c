@@ -178,6 +178,14 @@ static int cmd_serve(int argc, char **argv)
     struct server *srv = NULL;
     if (open_database(&cfg, &db, false) < 0)
         goto out;
+    char why[256];
+    if (database_check_role(db, why, sizeof(why)) < 0) {
+        if (cfg.env == ENV_PRODUCTION || cfg.env == ENV_STAGING) {
+            log_msg(LOG_FATAL, "%s", why);
+            goto out;
+        }
+        log_msg(LOG_WARN, "%s", why);
+    }
     size_t ngroups;
     const struct route_group *groups = routes_groups(&ngroups);
     app = app_new(&cfg, db, groups, ngroups);

@@ -59,3 +59,38 @@ int database_open(const struct config *cfg, struct db **out, struct migrate_repo
     *out = db;
     return 0;
 }
+
+int database_check_role(struct db *db, char *why, size_t n)
+{
+    if (db_dialect(db) != DB_POSTGRES)
+        return 0;
+    char err[256];
+    struct db_conn *c = db_acquire(db, err, sizeof(err));
+    if (!c) {
+        snprintf(why, n, "cannot check the database role: %s", err);
+        return -1;
+    }
+    struct db_rows *r = db_query(c,
+                                 "SELECT r.rolsuper, r.rolbypassrls, "
+                                 "       coalesce(pg_get_userbyid(t.relowner) = current_user, false)"
+                                 "  FROM pg_roles r LEFT JOIN pg_class t"
+                                 "    ON t.relname = 'users' AND t.relkind = 'r'"
+                                 " WHERE r.rolname = current_user",
+                                 DB_NOARGS);
+    int rc = 0;
+    if (!r || !db_next(r)) {
+        snprintf(why, n, "cannot check the database role: %s", db_errmsg(c));
+        rc = -1;
+    } else if (db_bool(r, 0) || db_bool(r, 1)) {
+        snprintf(why, n, "the application's database role is a superuser or has BYPASSRLS: "
+                         "row-level security does not apply to it");
+        rc = -1;
+    } else if (db_bool(r, 2)) {
+        snprintf(why, n, "the application's database role owns the tables: connect as a "
+                         "member of zygo_app and migrate with DATABASE_MIGRATION_URL");
+        rc = -1;
+    }
+    db_rows_free(r);
+    db_release(c);
+    return rc;
+}

@@ -25,4 +25,11 @@ void database_options(const struct config *cfg, struct db_options *opt);
 int database_open(const struct config *cfg, struct db **out, struct migrate_report *rep,
                   char *err, size_t errlen);
 
+/*
+ * PostgreSQL only: row-level security protects nothing when the application's role is a
+ * superuser, has BYPASSRLS, or owns the tables without FORCE. Returns 0 when the role is fine
+ * (or on SQLite), else -1 with the problem in why.
+ */
+int database_check_role(struct db *db, char *why, size_t n);
+
 #endif
