@@ -319,13 +319,16 @@ int server_start(struct server **out, struct app *app, const struct server_optio
     s->app = app;
     s->o = *o;
     s->pool = workq_new(o->workers, o->queue_max);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+    /* poll(), not epoll: libmicrohttpd 0.9.75's epoll loop stalls for up to the idle timeout
+     * when exactly a multiple of 128 keep-alive clients are busy (see docs/benchmarks.md). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* The pool holds the request line and headers; leave room above our own 431 check so the
-     * client gets our envelope rather than MHD's bare answer. */
-    size_t mem = o->header_limit * 2 + 16384;
+     * client gets our envelope rather than MHD's bare answer. Each open connection costs this
+     * much, and MHD clears it between requests: keep it no larger than needed. */
+    size_t mem = o->header_limit + 8192;
     s->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_URI_LOG_CALLBACK, uri_logger, s, MHD_OPTION_NOTIFY_COMPLETED, request_completed,

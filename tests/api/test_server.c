@@ -449,3 +449,37 @@ Test(server, pool_exhaustion_waits_then_503)
     cr_assert_eq(sc.status, 200);
     cr_assert_eq(post_tenant(), 201, "the released connection serves again");
 }
+
+/* Many keep-alive clients, each with a request in flight at once: every one is answered
+ * promptly. (libmicrohttpd's epoll loop used to stall at exactly 128 and 256 of them.) */
+Test(server, busy_keep_alive_clients_at_128_and_256)
+{
+    start(NULL);
+    const int counts[] = {128, 256};
+    for (size_t k = 0; k < ARRAY_LEN(counts); k++) {
+        int n = counts[k];
+        int *fds = xcalloc((size_t)n, sizeof(int));
+        for (int i = 0; i < n; i++) {
+            fds[i] = tcp_connect(s.port);
+            cr_assert_geq(fds[i], 0);
+        }
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        for (int round = 0; round < 3; round++) {
+            for (int i = 0; i < n; i++)
+                cr_assert_eq(tcp_send(fds[i], GET_HEALTH, strlen(GET_HEALTH)), 0);
+            for (int i = 0; i < n; i++) {
+                char out[4096];
+                size_t got = tcp_read_response(fds[i], out, sizeof(out), 5000);
+                cr_assert_gt(got, 0, "%d clients: client %d got no answer (stalled)", n, i);
+                cr_assert_not_null(strstr(out, "HTTP/1.1 200"));
+            }
+        }
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        double secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+        cr_assert_lt(secs, 3.0, "%d clients x 3 rounds took %.2fs", n, secs);
+        for (int i = 0; i < n; i++)
+            close(fds[i]);
+        free(fds);
+    }
+}

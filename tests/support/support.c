@@ -288,6 +288,35 @@ size_t tcp_read_all(int fd, char *out, size_t n, int timeout_ms)
     return got;
 }
 
+size_t tcp_read_response(int fd, char *out, size_t n, int timeout_ms)
+{
+    size_t got = 0;
+    out[0] = '\0';
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (got + 1 < n) {
+        const char *end = strstr(out, "\r\n\r\n");
+        if (end) {
+            const char *cl = strcasestr(out, "\r\nContent-Length:");
+            size_t body = cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0;
+            if (got >= (size_t)(end + 4 - out) + body)
+                break;
+        }
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long spent = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (spent >= timeout_ms || poll(&p, 1, (int)(timeout_ms - spent)) <= 0)
+            break;
+        ssize_t r = recv(fd, out + got, n - 1 - got, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        out[got] = '\0';
+    }
+    return got;
+}
+
 size_t count_substr(const char *hay, const char *needle)
 {
     size_t k = 0, nl = strlen(needle);

@@ -84,6 +84,9 @@ json_t *http_json(const struct http_result *r);
 int tcp_connect(int port);
 int tcp_send(int fd, const void *data, size_t n);
 size_t tcp_read_all(int fd, char *out, size_t n, int timeout_ms);
+/* Reads exactly one HTTP response (headers + Content-Length body) or until timeout_ms; returns
+ * the bytes read (0: nothing arrived). */
+size_t tcp_read_response(int fd, char *out, size_t n, int timeout_ms);
 /* Counts occurrences of needle in hay. */
 size_t count_substr(const char *hay, const char *needle);
 
