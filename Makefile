@@ -37,7 +37,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 # Files compiled into the binary: SQL migrations per dialect and static assets.
 EMBED := $(sort $(wildcard src/db/migrations/*/*.sql)) $(sort $(wildcard src/routes/assets/*))
 
-.PHONY: all run test check clean deps tests
+.PHONY: all run test check clean deps tests bench-server
 all: $(BUILD)/zygo
 
 deps:
@@ -76,6 +76,12 @@ $(BUILD)/zygo-tests: $(TEST_OBJ) $(BUILD)/libzygo.a
 	$(CC) $(CFLAGS_COMMON) -o $@ $^ $(LDLIBS) -lcriterion
 
 tests: $(BUILD)/zygo $(BUILD)/zygo-tests
+
+# The benchmark's server: the real app plus one benchmark route (bench/pg_server.c).
+$(BUILD)/zygo-bench-server: bench/pg_server.c $(BUILD)/libzygo.a
+	$(CC) $(CFLAGS_COMMON) $(WARN) -o $@ $^ $(LDLIBS)
+
+bench-server: $(BUILD)/zygo-bench-server
 
 run: deps
 	@$(MAKE) --no-print-directory all

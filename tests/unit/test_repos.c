@@ -1,0 +1,138 @@
+/* Repositories on the suite's database (SQLite or PostgreSQL): the same rows give the same
+ * JSON on both, the tenant filter holds, and on PostgreSQL row-level security holds even for
+ * a query that forgot the filter. */
+#include "lib/common.h"
+
+#include <criterion/criterion.h>
+#include <regex.h>
+
+#include "db/db.h"
+#include "repos/repo.h"
+#include "repos/users.h"
+#include "support.h"
+
+#define TENANT_A "0192f0c1-7a3b-7c4d-8e5f-00000000000a"
+#define TENANT_B "0192f0c1-7a3b-7c4d-8e5f-00000000000b"
+#define USER_A1 "0192f0c1-7a3b-7c4d-8e5f-0000000000a1"
+#define USER_A2 "0192f0c1-7a3b-7c4d-8e5f-0000000000a2"
+#define USER_GONE "0192f0c1-7a3b-7c4d-8e5f-0000000000a3"
+#define USER_B1 "0192f0c1-7a3b-7c4d-8e5f-0000000000b1"
+
+static struct tenv t;
+static struct db_conn *c;
+
+static void exec_ok(const char *sql)
+{
+    cr_assert_geq(db_exec(c, sql, NULL, 0), 0, "%s: %s", sql, db_errmsg(c));
+}
+
+static void setup(void)
+{
+    tenv_setup(&t, NULL, NULL, 0);
+    char err[256];
+    c = db_acquire(t.db, err, sizeof(err));
+    cr_assert_not_null(c, "%s", err);
+    /* fixtures are system work: across tenants */
+    cr_assert_eq(db_set_rls_bypass(c, true), 0);
+    exec_ok("INSERT INTO tenants (id, slug, name) VALUES ('" TENANT_A "', 'a', 'A'), "
+            "('" TENANT_B "', 'b', 'B')");
+    exec_ok("INSERT INTO users (id, tenant_id, email, first_name, status, email_verified, "
+            "last_login_at, created_at, updated_at) VALUES ('" USER_A1 "', '" TENANT_A
+            "', 'ann@a.test', 'Ann', 'active', true, '2026-01-02T03:04:05.678Z', "
+            "'2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')");
+    exec_ok("INSERT INTO users (id, tenant_id, email) VALUES ('" USER_A2 "', '" TENANT_A
+            "', 'bob@a.test')");
+    exec_ok("INSERT INTO users (id, tenant_id, email, deleted_at) VALUES ('" USER_GONE
+            "', '" TENANT_A "', 'gone@a.test', '2026-02-01T00:00:00.000Z')");
+    exec_ok("INSERT INTO users (id, tenant_id, email) VALUES ('" USER_B1 "', '" TENANT_B
+            "', 'ann@b.test')");
+    cr_assert_eq(db_set_rls_bypass(c, false), 0);
+}
+
+static void teardown(void)
+{
+    db_release(c);
+    tenv_teardown(&t);
+}
+
+TestSuite(repos, .init = setup, .fini = teardown);
+
+static bool iso_ms(const char *s)
+{
+    regex_t r;
+    regcomp(&r, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$",
+            REG_EXTENDED | REG_NOSUB);
+    bool ok = s && regexec(&r, s, 0, NULL, 0) == 0;
+    regfree(&r);
+    return ok;
+}
+
+Test(repos, user_by_id_has_the_api_shape)
+{
+    bool failed;
+    json_t *u = users_find_by_id(c, TENANT_A, USER_A1, &failed);
+    cr_assert_not_null(u);
+    cr_assert_not(failed);
+    cr_assert_str_eq(json_string_value(json_object_get(u, "id")), USER_A1);
+    cr_assert_str_eq(json_string_value(json_object_get(u, "tenantId")), TENANT_A);
+    cr_assert_str_eq(json_string_value(json_object_get(u, "email")), "ann@a.test");
+    cr_assert_str_eq(json_string_value(json_object_get(u, "firstName")), "Ann");
+    cr_assert(json_is_null(json_object_get(u, "lastName")));
+    cr_assert(json_is_true(json_object_get(u, "emailVerified")));
+    cr_assert(json_is_false(json_object_get(u, "mfaEnabled")));
+    cr_assert_str_eq(json_string_value(json_object_get(u, "lastLoginAt")),
+                     "2026-01-02T03:04:05.678Z", "same timestamp text on both databases");
+    cr_assert_str_eq(json_string_value(json_object_get(u, "createdAt")),
+                     "2026-01-01T00:00:00.000Z");
+    cr_assert_null(json_object_get(u, "deletedAt"));
+    cr_assert_eq(json_object_size(u), 15);
+    json_decref(u);
+
+    /* defaults from the schema come back in the same shape */
+    u = users_find_by_id(c, TENANT_A, USER_A2, &failed);
+    cr_assert_str_eq(json_string_value(json_object_get(u, "status")), "pending");
+    cr_assert(json_is_false(json_object_get(u, "emailVerified")));
+    cr_assert(iso_ms(json_string_value(json_object_get(u, "createdAt"))));
+    json_decref(u);
+}
+
+Test(repos, user_by_id_never_crosses_tenants_or_shows_deleted)
+{
+    bool failed;
+    cr_assert_null(users_find_by_id(c, TENANT_B, USER_A1, &failed));
+    cr_assert_not(failed);
+    cr_assert_null(users_find_by_id(c, TENANT_A, USER_B1, &failed));
+    cr_assert_null(users_find_by_id(c, TENANT_A, USER_GONE, &failed));
+    cr_assert_not(failed);
+    cr_assert_null(users_find_by_id(c, TENANT_A, "not-a-uuid", &failed));
+    cr_assert_not(failed, "a malformed id is simply not found");
+    cr_assert_null(users_find_by_id(c, "nope", USER_A1, &failed));
+    /* upper-case ids name the same user on both databases */
+    json_t *u = users_find_by_id(c, TENANT_A, "0192F0C1-7A3B-7C4D-8E5F-0000000000A1", &failed);
+    cr_assert_not_null(u);
+    json_decref(u);
+}
+
+static long long count_users_without_filter(void)
+{
+    /* a query that "forgot" its tenant filter */
+    struct db_rows *r = db_query(c, "SELECT count(*) FROM users", NULL, 0);
+    cr_assert_not_null(r, "%s", db_errmsg(c));
+    cr_assert(db_next(r));
+    long long n = db_int(r, 0);
+    db_rows_free(r);
+    return n;
+}
+
+Test(repos, forgotten_tenant_filter_is_caught_by_rls_on_postgres)
+{
+    if (!t.tdb.pg)
+        cr_skip_test("SQLite has no row-level security: the tenant filter in every repository "
+                     "query is the wall there (tested above)");
+    cr_assert_eq(repo_tenant(c, TENANT_B), 0);
+    cr_assert_eq(count_users_without_filter(), 1, "only tenant B's row is visible");
+    cr_assert_eq(repo_tenant(c, TENANT_A), 0);
+    cr_assert_eq(count_users_without_filter(), 3, "tenant A's rows, soft-deleted one included");
+    cr_assert_eq(db_set_tenant(c, NULL), 0);
+    cr_assert_eq(count_users_without_filter(), 0, "no tenant set: no rows at all");
+}
