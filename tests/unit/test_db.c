@@ -10,6 +10,7 @@
 
 #include "db/db.h"
 #include "lib/arena.h"
+#include "dbtest.h"
 
 static char tmpdir[64];
 
@@ -51,31 +52,6 @@ static struct db *open_tmp(const char *name)
     return db;
 }
 
-static struct db_conn *acquire(struct db *db)
-{
-    char err[256];
-    struct db_conn *c = db_acquire(db, err, sizeof(err));
-    cr_assert_not_null(c, "db_acquire: %s", err);
-    return c;
-}
-
-static void exec_ok(struct db_conn *c, const char *sql)
-{
-    int rc = db_exec(c, sql, NULL, 0);
-    cr_assert_geq(rc, 0, "%s: %s", sql, db_errmsg(c));
-}
-
-/* The single integer a query returns. */
-static int64_t query_int(struct db_conn *c, const char *sql, const struct db_param *p, size_t n)
-{
-    struct db_rows *r = db_query(c, sql, p, n);
-    cr_assert_not_null(r, "%s: %s", sql, db_errmsg(c));
-    cr_assert(db_next(r), "%s: no row", sql);
-    int64_t v = db_int(r, 0);
-    db_rows_free(r);
-    return v;
-}
-
 /* The single text a query returns, copied into buf. */
 static const char *query_text(struct db_conn *c, const char *sql, char *buf, size_t n)
 {
@@ -108,13 +84,13 @@ Test(db, open_default_path_creates_data_dir)
 
     /* "" means the default too, and an existing directory is fine. */
     cr_assert_eq(db_open(&db, "", err, sizeof(err)), 0, "%s", err);
-    struct db_conn *c = acquire(db);
-    exec_ok(c, "CREATE TABLE t (x INTEGER)");
+    struct db_conn *c = dbt_acquire(db);
+    dbt_exec_ok(c, "CREATE TABLE t (x INTEGER)");
     db_release(c);
     db_close(db);
     cr_assert_eq(db_open(&db, NULL, err, sizeof(err)), 0, "%s", err);
-    c = acquire(db);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM sqlite_master WHERE name = 't'", NULL, 0), 1);
+    c = dbt_acquire(db);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM sqlite_master WHERE name = 't'", NULL, 0), 1);
     db_release(c);
     db_close(db);
     cr_assert_eq(chdir(cwd), 0);
@@ -139,8 +115,8 @@ Test(db, open_url_forms)
 
     struct db_options opt = {.busy_timeout_ms = 1234};
     cr_assert_eq(db_open_ex(&db, path, &opt, err, sizeof(err)), 0, "%s", err);
-    struct db_conn *c = acquire(db);
-    cr_assert_eq(query_int(c, "PRAGMA busy_timeout", NULL, 0), 1234);
+    struct db_conn *c = dbt_acquire(db);
+    cr_assert_eq(dbt_query_int(c, "PRAGMA busy_timeout", NULL, 0), 1234);
     db_release(c);
     db_close(db);
 }
@@ -184,11 +160,11 @@ Test(db, open_refusals)
 static void check_pragmas(struct db *db)
 {
     char buf[32];
-    struct db_conn *c = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
     cr_assert_str_eq(query_text(c, "PRAGMA journal_mode", buf, sizeof(buf)), "wal");
-    cr_assert_eq(query_int(c, "PRAGMA foreign_keys", NULL, 0), 1);
-    cr_assert_eq(query_int(c, "PRAGMA synchronous", NULL, 0), 1, "NORMAL");
-    cr_assert_eq(query_int(c, "PRAGMA busy_timeout", NULL, 0), 5000);
+    cr_assert_eq(dbt_query_int(c, "PRAGMA foreign_keys", NULL, 0), 1);
+    cr_assert_eq(dbt_query_int(c, "PRAGMA synchronous", NULL, 0), 1, "NORMAL");
+    cr_assert_eq(dbt_query_int(c, "PRAGMA busy_timeout", NULL, 0), 5000);
     db_release(c);
 }
 
@@ -213,8 +189,8 @@ Test(db, pragmas_on_every_connection)
 Test(db, params_of_every_type)
 {
     struct db *db = open_tmp("t.db");
-    struct db_conn *c = acquire(db);
-    exec_ok(c, "CREATE TABLE t (a TEXT, b INTEGER, c REAL, d INTEGER, e TEXT, f TEXT)");
+    struct db_conn *c = dbt_acquire(db);
+    dbt_exec_ok(c, "CREATE TABLE t (a TEXT, b INTEGER, c REAL, d INTEGER, e TEXT, f TEXT)");
     /* Parameters used out of order: $k binds p[k-1] whatever its position in the SQL. */
     int n = db_exec(c, "INSERT INTO t (f, e, d, c, b, a) VALUES ($6, $5, $4, $3, $2, $1)",
                     DB_ARGS(DB_TEXT("héllo"), DB_INT(INT64_C(9007199254740993)), DB_DOUBLE(2.5),
@@ -250,7 +226,7 @@ Test(db, params_of_every_type)
 Test(db, dollar_inside_literals_is_not_a_parameter)
 {
     struct db *db = open_tmp("t.db");
-    struct db_conn *c = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
     struct db_rows *r = db_query(c,
                                  "SELECT '$1 it''s $2' AS \"col$1\", $1 AS v -- $2 in a comment\n"
                                  "/* and $3 here */",
@@ -273,9 +249,9 @@ Test(db, dollar_inside_literals_is_not_a_parameter)
     db_rows_free(r);
 
     /* A '$' inside an identifier stays part of it. */
-    exec_ok(c, "CREATE TABLE t (a$1 INTEGER)");
+    dbt_exec_ok(c, "CREATE TABLE t (a$1 INTEGER)");
     cr_assert_eq(db_exec(c, "INSERT INTO t (a$1) VALUES ($1)", DB_ARGS(DB_INT(7))), 1);
-    cr_assert_eq(query_int(c, "SELECT a$1 FROM t", NULL, 0), 7);
+    cr_assert_eq(dbt_query_int(c, "SELECT a$1 FROM t", NULL, 0), 7);
     db_release(c);
     db_close(db);
 }
@@ -283,13 +259,13 @@ Test(db, dollar_inside_literals_is_not_a_parameter)
 Test(db, parameter_count_must_match)
 {
     struct db *db = open_tmp("t.db");
-    struct db_conn *c = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
     cr_assert_null(db_query(c, "SELECT $1, $2", DB_ARGS(DB_INT(1))));
     cr_assert_eq(db_errkind(c), DB_ERR_OTHER);
     cr_assert_not_null(strstr(db_errmsg(c), "parameter"), "%s", db_errmsg(c));
     cr_assert_eq(db_exec(c, "SELECT 1", DB_ARGS(DB_INT(1))), -1);
     /* The failed statement left nothing behind: the same SQL works with the right count. */
-    cr_assert_eq(query_int(c, "SELECT $1, $2", DB_ARGS(DB_INT(5), DB_INT(6))), 5);
+    cr_assert_eq(dbt_query_int(c, "SELECT $1, $2", DB_ARGS(DB_INT(5), DB_INT(6))), 5);
     db_release(c);
     db_close(db);
 }
@@ -297,7 +273,7 @@ Test(db, parameter_count_must_match)
 Test(db, exec_counts_changed_rows)
 {
     struct db *db = open_tmp("t.db");
-    struct db_conn *c = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
     cr_assert_eq(db_exec(c, "CREATE TABLE t (x INTEGER)", DB_NOARGS), 0);
     for (int i = 0; i < 3; i++)
         cr_assert_eq(db_exec(c, "INSERT INTO t VALUES ($1)", DB_ARGS(DB_INT(i))), 1);
@@ -313,7 +289,7 @@ Test(db, exec_counts_changed_rows)
 Test(db, one_statement_per_exec_and_scripts)
 {
     struct db *db = open_tmp("t.db");
-    struct db_conn *c = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
     cr_assert_eq(db_exec(c, "SELECT 1; SELECT 2", DB_NOARGS), -1);
     cr_assert_not_null(strstr(db_errmsg(c), "db_exec_script"), "%s", db_errmsg(c));
     cr_assert_eq(db_exec(c, "SELECT 1;  -- trailing comment\n ; /* x */", DB_NOARGS), 0);
@@ -325,7 +301,7 @@ Test(db, one_statement_per_exec_and_scripts)
     cr_assert_eq(db_exec_script(c, "CREATE TABLE a (x INTEGER); INSERT INTO a VALUES (1);"
                                    "INSERT INTO a VALUES (2);"),
                  0, "%s", db_errmsg(c));
-    cr_assert_eq(query_int(c, "SELECT sum(x) FROM a", NULL, 0), 3);
+    cr_assert_eq(dbt_query_int(c, "SELECT sum(x) FROM a", NULL, 0), 3);
     cr_assert_eq(db_exec_script(c, "INSERT INTO a VALUES (3); INSERT INTO nope VALUES (1)"), -1);
     cr_assert_not_null(strstr(db_errmsg(c), "nope"), "%s", db_errmsg(c));
     db_release(c);
@@ -335,7 +311,7 @@ Test(db, one_statement_per_exec_and_scripts)
 Test(db, typed_column_access)
 {
     struct db *db = open_tmp("t.db");
-    struct db_conn *c = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
     struct db_rows *r =
         db_query(c, "SELECT 1.25 AS d, '17' AS s, 0 AS f, NULL AS n, x'4142' AS b", DB_NOARGS);
     cr_assert_not_null(r);
@@ -379,8 +355,8 @@ Test(db, typed_column_access)
 Test(db, insert_returning_reports_errors_at_query)
 {
     struct db *db = open_tmp("t.db");
-    struct db_conn *c = acquire(db);
-    exec_ok(c, "CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER NOT NULL DEFAULT 5)");
+    struct db_conn *c = dbt_acquire(db);
+    dbt_exec_ok(c, "CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER NOT NULL DEFAULT 5)");
     struct db_rows *r =
         db_query(c, "INSERT INTO t (id) VALUES ($1) RETURNING id, n", DB_ARGS(DB_TEXT("a")));
     cr_assert_not_null(r, "%s", db_errmsg(c));
@@ -400,20 +376,20 @@ Test(db, insert_returning_reports_errors_at_query)
 Test(db, prepared_statements_are_reused)
 {
     struct db *db = open_tmp("t.db");
-    struct db_conn *c = acquire(db);
-    exec_ok(c, "CREATE TABLE t (x INTEGER)");
+    struct db_conn *c = dbt_acquire(db);
+    dbt_exec_ok(c, "CREATE TABLE t (x INTEGER)");
     cr_assert_eq(db_begin(c), 0);
     for (int i = 1; i <= 1000; i++)
         cr_assert_eq(db_exec(c, "INSERT INTO t VALUES ($1)", DB_ARGS(DB_INT(i))), 1);
     cr_assert_eq(db_commit(c), 0);
-    cr_assert_eq(query_int(c, "SELECT sum(x) FROM t", NULL, 0), 500500);
+    cr_assert_eq(dbt_query_int(c, "SELECT sum(x) FROM t", NULL, 0), 500500);
 
     /* 200 distinct statements, more than the cache holds, twice over: still right. */
     char sql[64];
     for (int pass = 0; pass < 2; pass++) {
         for (int k = 0; k < 200; k++) {
             snprintf(sql, sizeof(sql), "SELECT $1 + %d", k);
-            cr_assert_eq(query_int(c, sql, DB_ARGS(DB_INT(pass))), pass + k, "%s", sql);
+            cr_assert_eq(dbt_query_int(c, sql, DB_ARGS(DB_INT(pass))), pass + k, "%s", sql);
         }
     }
 
@@ -432,7 +408,7 @@ Test(db, prepared_statements_are_reused)
     db_rows_free(outer);
     cr_assert_eq(total, 1 + (1 + 2) + (1 + 2 + 3));
     /* And the cached one still works afterwards. */
-    cr_assert_eq(query_int(c, q, DB_ARGS(DB_INT(2))), 1);
+    cr_assert_eq(dbt_query_int(c, q, DB_ARGS(DB_INT(2))), 1);
     db_release(c);
     db_close(db);
 }
@@ -449,7 +425,7 @@ static struct db_rows *open_rows(struct db_conn *c, int k)
 Test(db, more_open_queries_than_cache_slots)
 {
     struct db *db = open_tmp("t.db");
-    struct db_conn *c = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
     struct db_rows *rows[100];
     for (int k = 0; k < 100; k++) {
         rows[k] = open_rows(c, k);
@@ -471,8 +447,8 @@ Test(db, more_open_queries_than_cache_slots)
 Test(db, transactions_commit_and_rollback)
 {
     struct db *db = open_tmp("t.db");
-    struct db_conn *c = acquire(db);
-    exec_ok(c, "CREATE TABLE t (x INTEGER)");
+    struct db_conn *c = dbt_acquire(db);
+    dbt_exec_ok(c, "CREATE TABLE t (x INTEGER)");
 
     cr_assert_not(db_in_transaction(c));
     cr_assert_eq(db_begin(c), 0);
@@ -480,14 +456,14 @@ Test(db, transactions_commit_and_rollback)
     cr_assert_eq(db_exec(c, "INSERT INTO t VALUES (1)", DB_NOARGS), 1);
     cr_assert_eq(db_rollback(c), 0);
     cr_assert_not(db_in_transaction(c));
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM t", NULL, 0), 0);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM t", NULL, 0), 0);
 
     cr_assert_eq(db_begin(c), 0);
     cr_assert_eq(db_begin(c), -1, "no nesting");
     cr_assert(db_in_transaction(c), "the open transaction is untouched");
     cr_assert_eq(db_exec(c, "INSERT INTO t VALUES (2)", DB_NOARGS), 1);
     cr_assert_eq(db_commit(c), 0);
-    cr_assert_eq(query_int(c, "SELECT sum(x) FROM t", NULL, 0), 2);
+    cr_assert_eq(dbt_query_int(c, "SELECT sum(x) FROM t", NULL, 0), 2);
 
     cr_assert_eq(db_commit(c), -1, "nothing to commit");
     cr_assert_eq(db_rollback(c), 0, "rollback outside a transaction is a no-op");
@@ -498,18 +474,18 @@ Test(db, transactions_commit_and_rollback)
 Test(db, release_rolls_back_an_open_transaction)
 {
     struct db *db = open_tmp("t.db");
-    struct db_conn *c = acquire(db);
-    exec_ok(c, "CREATE TABLE t (x INTEGER)");
-    struct db_conn *nested = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
+    dbt_exec_ok(c, "CREATE TABLE t (x INTEGER)");
+    struct db_conn *nested = dbt_acquire(db);
     cr_assert_eq(nested, c);
     cr_assert_eq(db_begin(c), 0);
     cr_assert_eq(db_exec(c, "INSERT INTO t VALUES (1)", DB_NOARGS), 1);
     db_release(nested);
     cr_assert(db_in_transaction(c), "still held once");
     db_release(c);
-    c = acquire(db);
+    c = dbt_acquire(db);
     cr_assert_not(db_in_transaction(c));
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM t", NULL, 0), 0);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM t", NULL, 0), 0);
     db_release(c);
 
     /* The same through a request arena. */
@@ -520,9 +496,9 @@ Test(db, release_rolls_back_an_open_transaction)
     cr_assert_eq(db_begin(c), 0);
     cr_assert_eq(db_exec(c, "INSERT INTO t VALUES (1)", DB_NOARGS), 1);
     arena_free(a);
-    c = acquire(db);
+    c = dbt_acquire(db);
     cr_assert_not(db_in_transaction(c));
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM t", NULL, 0), 0);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM t", NULL, 0), 0);
     db_release(c);
     db_close(db);
 }
@@ -556,8 +532,8 @@ static void *owner_thread(void *arg)
 Test(db, release_from_another_thread_defers_the_rollback)
 {
     struct db *db = open_tmp("t.db");
-    struct db_conn *c = acquire(db);
-    exec_ok(c, "CREATE TABLE t (x INTEGER)");
+    struct db_conn *c = dbt_acquire(db);
+    dbt_exec_ok(c, "CREATE TABLE t (x INTEGER)");
     db_release(c);
     struct foreign_release f = {.db = db};
     pthread_barrier_init(&f.barrier, NULL, 2);
@@ -579,13 +555,13 @@ Test(db, release_from_another_thread_defers_the_rollback)
 Test(db, constraint_errors_are_classified)
 {
     struct db *db = open_tmp("t.db");
-    struct db_conn *c = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
     cr_assert_eq(db_exec_script(c, "CREATE TABLE p (id TEXT PRIMARY KEY, slug TEXT UNIQUE);"
                                    "CREATE TABLE ch (id INTEGER PRIMARY KEY,"
                                    " p TEXT NOT NULL REFERENCES p (id),"
                                    " n INTEGER CHECK (n >= 0));"),
                  0, "%s", db_errmsg(c));
-    exec_ok(c, "INSERT INTO p VALUES ('a', 'a')");
+    dbt_exec_ok(c, "INSERT INTO p VALUES ('a', 'a')");
     cr_assert_eq(db_errkind(c), DB_ERR_NONE);
     cr_assert_str_eq(db_errmsg(c), "");
 
@@ -612,7 +588,7 @@ Test(db, constraint_errors_are_classified)
     cr_assert_eq(db_errkind(c), DB_ERR_OTHER);
 
     /* A success clears the last error. */
-    cr_assert_eq(query_int(c, "SELECT 1", NULL, 0), 1);
+    cr_assert_eq(dbt_query_int(c, "SELECT 1", NULL, 0), 1);
     cr_assert_eq(db_errkind(c), DB_ERR_NONE);
 
     cr_assert_str_eq(db_errkind_name(DB_ERR_UNIQUE), "unique");
@@ -630,14 +606,14 @@ Test(db, lock_wait_past_busy_timeout_is_busy)
     struct db *a = NULL, *b = NULL;
     cr_assert_eq(db_open_ex(&a, path, &opt, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(db_open_ex(&b, path, &opt, err, sizeof(err)), 0, "%s", err);
-    struct db_conn *ca = acquire(a), *cb = acquire(b);
+    struct db_conn *ca = dbt_acquire(a), *cb = dbt_acquire(b);
     cr_assert_neq(ca, cb);
     cr_assert_eq(db_begin(ca), 0);
     cr_assert_eq(db_begin(cb), -1);
     cr_assert_eq(db_errkind(cb), DB_ERR_BUSY, "%s", db_errmsg(cb));
     cr_assert_not(db_in_transaction(cb));
     /* Readers are not blocked by the writer (WAL). */
-    cr_assert_eq(query_int(cb, "SELECT count(*) FROM sqlite_master", NULL, 0), 0);
+    cr_assert_eq(dbt_query_int(cb, "SELECT count(*) FROM sqlite_master", NULL, 0), 0);
     cr_assert_eq(db_rollback(ca), 0);
     cr_assert_eq(db_begin(cb), 0);
     cr_assert_eq(db_commit(cb), 0);
@@ -670,8 +646,8 @@ static void *probe_thread(void *arg)
 Test(db, one_connection_per_thread)
 {
     struct db *db = open_tmp("t.db");
-    struct db_conn *mine = acquire(db);
-    cr_assert_eq(acquire(db), mine, "same thread, same connection");
+    struct db_conn *mine = dbt_acquire(db);
+    cr_assert_eq(dbt_acquire(db), mine, "same thread, same connection");
     db_release(mine);
 
     pthread_barrier_t barrier;
@@ -689,7 +665,7 @@ Test(db, one_connection_per_thread)
         cr_assert_neq(p[i].first, mine);
     }
     cr_assert_neq(p[0].first, p[1].first);
-    cr_assert_eq(acquire(db), mine, "still mine after the others exited");
+    cr_assert_eq(dbt_acquire(db), mine, "still mine after the others exited");
     db_release(mine);
     db_release(mine);
     db_close(db);
@@ -725,8 +701,8 @@ static void *writer_thread(void *arg)
 Test(db, concurrent_writers_all_succeed)
 {
     struct db *db = open_tmp("t.db");
-    struct db_conn *c = acquire(db);
-    exec_ok(c, "CREATE TABLE t (w INTEGER, i INTEGER, PRIMARY KEY (w, i))");
+    struct db_conn *c = dbt_acquire(db);
+    dbt_exec_ok(c, "CREATE TABLE t (w INTEGER, i INTEGER, PRIMARY KEY (w, i))");
     db_release(c);
     struct writer w[4];
     pthread_t t[4];
@@ -738,8 +714,8 @@ Test(db, concurrent_writers_all_succeed)
         pthread_join(t[i], NULL);
         cr_assert_eq(w[i].failures, 0);
     }
-    c = acquire(db);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM t", NULL, 0), 400);
+    c = dbt_acquire(db);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM t", NULL, 0), 400);
     db_release(c);
     db_close(db);
 }

@@ -14,6 +14,7 @@
 #include "db/migrate.h"
 #include "lib/embed.h"
 #include "lib/uuid.h"
+#include "dbtest.h"
 
 static char tmpdir[64];
 static char dbpath[128];
@@ -517,20 +518,12 @@ Test(migrate, users_indexes_exist)
     db_close(db);
 }
 
-static void insert_tenant(struct db_conn *c, char id[UUID_STRLEN + 1], const char *slug)
-{
-    uuid_v7(id);
-    cr_assert_eq(db_exec(c, "INSERT INTO tenants (id, slug, name) VALUES ($1, $2, $3)",
-                         DB_ARGS(DB_TEXT(id), DB_TEXT(slug), DB_TEXT("Tenant"))),
-                 1, "%s", db_errmsg(c));
-}
-
 Test(migrate, minimal_rows_get_the_spec_defaults)
 {
     struct db *db = migrated_db();
     struct db_conn *c = db_acquire(db, NULL, 0);
     char tid[UUID_STRLEN + 1], uid[UUID_STRLEN + 1];
-    insert_tenant(c, tid, "acme");
+    dbt_insert_tenant(c, tid, "acme");
 
     struct db_rows *r = db_query(
         c, "SELECT plan, settings, status, created_at, updated_at, deleted_at FROM tenants",
@@ -602,8 +595,8 @@ Test(migrate, schema_constraints_hold)
     struct db *db = migrated_db();
     struct db_conn *c = db_acquire(db, NULL, 0);
     char t1[UUID_STRLEN + 1], t2[UUID_STRLEN + 1], nobody[UUID_STRLEN + 1];
-    insert_tenant(c, t1, "one");
-    insert_tenant(c, t2, "two");
+    dbt_insert_tenant(c, t1, "one");
+    dbt_insert_tenant(c, t2, "two");
     uuid_v7(nobody);
     const char *ins = "INSERT INTO users (tenant_id, email) VALUES ($1, $2)";
 

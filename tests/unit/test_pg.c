@@ -21,6 +21,7 @@
 #include "lib/embed.h"
 #include "lib/uuid.h"
 #include "pgtest.h"
+#include "dbtest.h"
 
 static char owner_url[512], app_url[512];
 static bool have_db;
@@ -61,30 +62,6 @@ static struct db *open_url(const char *url, const struct db_options *opt)
     cr_assert_eq(db_open_ex(&db, url, opt, err, sizeof(err)), 0, "db_open: %s", err);
     cr_assert_not_null(db);
     return db;
-}
-
-static struct db_conn *acquire(struct db *db)
-{
-    char err[512];
-    struct db_conn *c = db_acquire(db, err, sizeof(err));
-    cr_assert_not_null(c, "db_acquire: %s", err);
-    return c;
-}
-
-static void exec_ok(struct db_conn *c, const char *sql)
-{
-    int rc = db_exec(c, sql, NULL, 0);
-    cr_assert_geq(rc, 0, "%s: %s", sql, db_errmsg(c));
-}
-
-static int64_t query_int(struct db_conn *c, const char *sql, const struct db_param *p, size_t n)
-{
-    struct db_rows *r = db_query(c, sql, p, n);
-    cr_assert_not_null(r, "%s: %s", sql, db_errmsg(c));
-    cr_assert(db_next(r), "%s: no row", sql);
-    int64_t v = db_int(r, 0);
-    db_rows_free(r);
-    return v;
 }
 
 static const char *query_text(struct db_conn *c, const char *sql, const struct db_param *p,
@@ -137,7 +114,7 @@ Test(pg, open_sets_up_every_session)
     struct db *db = open_url(app_url, NULL);
     cr_assert_eq(db_dialect(db), DB_POSTGRES);
     cr_assert_str_eq(db_dialect_name(db_dialect(db)), "postgres");
-    struct db_conn *c = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
     cr_assert_eq(db_conn_dialect(c), DB_POSTGRES);
     char buf[128];
     cr_assert_str_eq(query_text(c, "SHOW TimeZone", DB_NOARGS, buf, sizeof(buf)), "UTC");
@@ -152,7 +129,7 @@ Test(pg, open_sets_up_every_session)
 
     struct db_options opt = {.statement_timeout_ms = 1234};
     db = open_url(app_url, &opt);
-    c = acquire(db);
+    c = dbt_acquire(db);
     cr_assert_str_eq(query_text(c, "SHOW statement_timeout", DB_NOARGS, buf, sizeof(buf)),
                      "1234ms");
     db_release(c);
@@ -162,7 +139,7 @@ Test(pg, open_sets_up_every_session)
     char url[600];
     snprintf(url, sizeof(url), "postgresql://%s?application_name=mine", strstr(app_url, "://") + 3);
     db = open_url(url, NULL);
-    c = acquire(db);
+    c = dbt_acquire(db);
     cr_assert_str_eq(query_text(c, "SHOW application_name", DB_NOARGS, buf, sizeof(buf)), "mine");
     db_release(c);
     db_close(db);
@@ -202,8 +179,8 @@ Test(pg, params_of_every_type)
 {
     PGTEST_REQUIRE();
     struct db *db = open_url(owner_url, NULL);
-    struct db_conn *c = acquire(db);
-    exec_ok(c, "CREATE TABLE t (a text, b bigint, c float8, d boolean, e text, f text, g int)");
+    struct db_conn *c = dbt_acquire(db);
+    dbt_exec_ok(c, "CREATE TABLE t (a text, b bigint, c float8, d boolean, e text, f text, g int)");
     /* Parameters used out of order: $k binds p[k-1] whatever its position in the SQL. */
     int n = db_exec(c, "INSERT INTO t (f, e, d, c, b, a, g) VALUES ($6, $5, $4, $3, $2, $1, $7)",
                     DB_ARGS(DB_TEXT("héllo"), DB_INT(INT64_C(9007199254740993)), DB_DOUBLE(2.5),
@@ -245,11 +222,11 @@ Test(pg, params_of_every_type)
     db_rows_free(r);
 
     /* Typed numbers need no cast; text takes the type of where it is used. */
-    cr_assert_eq(query_int(c, "SELECT $1 + 1", DB_ARGS(DB_INT(41))), 42);
+    cr_assert_eq(dbt_query_int(c, "SELECT $1 + 1", DB_ARGS(DB_INT(41))), 42);
     cr_assert_eq(
-        query_int(c, "SELECT count(*) FROM (SELECT 1 FROM t LIMIT $1) s", DB_ARGS(DB_INT(1))), 1);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM t WHERE d = $1", DB_ARGS(DB_BOOL(true))), 1);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM t WHERE d = $1", DB_ARGS(DB_TEXT("true"))), 1);
+        dbt_query_int(c, "SELECT count(*) FROM (SELECT 1 FROM t LIMIT $1) s", DB_ARGS(DB_INT(1))), 1);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM t WHERE d = $1", DB_ARGS(DB_BOOL(true))), 1);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM t WHERE d = $1", DB_ARGS(DB_TEXT("true"))), 1);
     char buf[64];
     cr_assert_str_eq(query_text(c, "SELECT $1::float8", DB_ARGS(DB_DOUBLE(NAN)), buf, sizeof(buf)),
                      "NaN");
@@ -276,7 +253,7 @@ Test(pg, timestamps_read_like_sqlite)
 {
     PGTEST_REQUIRE();
     struct db *db = open_url(owner_url, NULL);
-    struct db_conn *c = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
     char buf[64];
     cr_assert_str_eq(query_text(c, "SELECT '2026-11-25 17:45:49.123456+00'::timestamptz", DB_NOARGS,
                                 buf, sizeof(buf)),
@@ -291,25 +268,25 @@ Test(pg, timestamps_read_like_sqlite)
         query_text(c, "SELECT '2024-02-29 23:59:59.999'::timestamp", DB_NOARGS, buf, sizeof(buf)),
         "2024-02-29T23:59:59.999Z", "timestamp without time zone taken as UTC");
     /* Even if a statement changes the session's zone, the value reads in UTC. */
-    exec_ok(c, "SET TimeZone = 'Asia/Kolkata'");
+    dbt_exec_ok(c, "SET TimeZone = 'Asia/Kolkata'");
     cr_assert_str_eq(query_text(c, "SELECT '2026-11-25 17:45:49.123Z'::timestamptz", DB_NOARGS, buf,
                                 sizeof(buf)),
                      "2026-11-25T17:45:49.123Z");
-    exec_ok(c, "SET TimeZone = 'America/St_Johns'"); /* -03:30 */
+    dbt_exec_ok(c, "SET TimeZone = 'America/St_Johns'"); /* -03:30 */
     cr_assert_str_eq(
         query_text(c, "SELECT '2026-01-01 01:00:00Z'::timestamptz", DB_NOARGS, buf, sizeof(buf)),
         "2026-01-01T01:00:00.000Z");
-    exec_ok(c, "SET TimeZone = 'UTC'");
+    dbt_exec_ok(c, "SET TimeZone = 'UTC'");
     cr_assert_str_eq(query_text(c, "SELECT 'infinity'::timestamptz", DB_NOARGS, buf, sizeof(buf)),
                      "infinity", "no ISO form: left as PostgreSQL writes it");
 
     /* What the API sends back compares equal to what is stored (timestamptz(3)). */
-    exec_ok(c, "CREATE TABLE ev (at timestamptz(3) NOT NULL DEFAULT now(), n timestamptz)");
-    exec_ok(c, "INSERT INTO ev DEFAULT VALUES");
+    dbt_exec_ok(c, "CREATE TABLE ev (at timestamptz(3) NOT NULL DEFAULT now(), n timestamptz)");
+    dbt_exec_ok(c, "INSERT INTO ev DEFAULT VALUES");
     char at[64];
     query_text(c, "SELECT at FROM ev", DB_NOARGS, at, sizeof(at));
     cr_assert(iso_ms_utc(at), "%s", at);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM ev WHERE at = $1", DB_ARGS(DB_TEXT(at))), 1);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM ev WHERE at = $1", DB_ARGS(DB_TEXT(at))), 1);
     struct db_rows *r = db_query(c, "SELECT n, at FROM ev", DB_NOARGS);
     cr_assert_not_null(r);
     cr_assert(db_next(r));
@@ -325,14 +302,14 @@ Test(pg, uuid_and_jsonb_as_text)
 {
     PGTEST_REQUIRE();
     struct db *db = open_url(owner_url, NULL);
-    struct db_conn *c = acquire(db);
-    exec_ok(c, "CREATE TABLE u (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), doc jsonb)");
+    struct db_conn *c = dbt_acquire(db);
+    dbt_exec_ok(c, "CREATE TABLE u (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), doc jsonb)");
     char buf[128];
     query_text(c, "INSERT INTO u (doc) VALUES ($1) RETURNING id",
                DB_ARGS(DB_TEXT("{\"b\": [1, 2], \"a\": \"x\"}")), buf, sizeof(buf));
     cr_assert(uuid_valid(buf), "%s", buf);
     cr_assert_eq(buf[14], '4', "%s", buf);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM u WHERE id = $1", DB_ARGS(DB_TEXT(buf))), 1);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM u WHERE id = $1", DB_ARGS(DB_TEXT(buf))), 1);
     /* uuid text comes back lowercase whatever the case it went in with. */
     const char *upper = "0190A1B2-C3D4-7E5F-8A6B-7C8D9E0F1A2B";
     cr_assert_eq(db_exec(c, "INSERT INTO u (id) VALUES ($1)", DB_ARGS(DB_TEXT(upper))), 1);
@@ -355,11 +332,11 @@ Test(pg, errors_are_classified)
 {
     PGTEST_REQUIRE();
     struct db *db = open_url(owner_url, NULL);
-    struct db_conn *c = acquire(db);
-    exec_ok(c, "CREATE TABLE p (id int PRIMARY KEY)");
-    exec_ok(c, "CREATE TABLE ch (id int PRIMARY KEY, p int REFERENCES p (id),"
+    struct db_conn *c = dbt_acquire(db);
+    dbt_exec_ok(c, "CREATE TABLE p (id int PRIMARY KEY)");
+    dbt_exec_ok(c, "CREATE TABLE ch (id int PRIMARY KEY, p int REFERENCES p (id),"
                " v int NOT NULL CHECK (v > 0), s varchar(3))");
-    exec_ok(c, "INSERT INTO p VALUES (1)");
+    dbt_exec_ok(c, "INSERT INTO p VALUES (1)");
     const char *ins = "INSERT INTO ch (id, p, v) VALUES ($1, $2, $3)";
     cr_assert_eq(db_exec(c, ins, DB_ARGS(DB_INT(1), DB_INT(1), DB_INT(1))), 1, "%s", db_errmsg(c));
     cr_assert_eq(db_errkind(c), DB_ERR_NONE);
@@ -389,7 +366,7 @@ Test(pg, errors_are_classified)
     cr_assert_eq(db_exec_script(c, "-- only a comment\n"), 0, "%s", db_errmsg(c));
     cr_assert_eq(db_exec_script(c, "INSERT INTO p VALUES (4); INSERT INTO p VALUES (4);"), -1);
     cr_assert_eq(db_errkind(c), DB_ERR_UNIQUE);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM p WHERE id = 4", DB_NOARGS), 0,
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM p WHERE id = 4", DB_NOARGS), 0,
                  "a failed script is all or nothing");
     expect_fail(c, DB_ERR_OTHER, "", DB_NOARGS);
     db_release(c);
@@ -398,7 +375,7 @@ Test(pg, errors_are_classified)
     /* Privileges: the application's role cannot create tables. */
     migrate_ok(owner_url);
     db = open_url(app_url, NULL);
-    c = acquire(db);
+    c = dbt_acquire(db);
     expect_fail(c, DB_ERR_PERMISSION, "CREATE TABLE x (a int)", DB_NOARGS);
     expect_fail(c, DB_ERR_PERMISSION, "DROP TABLE users", DB_NOARGS);
     db_release(c);
@@ -410,12 +387,12 @@ Test(pg, statement_timeout_reports_busy)
     PGTEST_REQUIRE();
     struct db_options opt = {.statement_timeout_ms = 200};
     struct db *db = open_url(app_url, &opt);
-    struct db_conn *c = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
     int64_t t0 = mono_ms();
     cr_assert_null(db_query(c, "SELECT pg_sleep(5)", DB_NOARGS));
     cr_assert_lt(mono_ms() - t0, 3000);
     cr_assert_eq(db_errkind(c), DB_ERR_BUSY, "%s", db_errmsg(c));
-    cr_assert_eq(query_int(c, "SELECT 7", DB_NOARGS), 7, "the connection is still usable");
+    cr_assert_eq(dbt_query_int(c, "SELECT 7", DB_NOARGS), 7, "the connection is still usable");
     db_release(c);
     db_close(db);
 }
@@ -424,7 +401,7 @@ Test(pg, nested_result_sets)
 {
     PGTEST_REQUIRE();
     struct db *db = open_url(owner_url, NULL);
-    struct db_conn *c = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
     struct db_rows *a = db_query(c, "SELECT generate_series(1, 3)", DB_NOARGS);
     cr_assert_not_null(a);
     int64_t sum = 0;
@@ -448,8 +425,8 @@ Test(pg, transactions)
     PGTEST_REQUIRE();
     struct db_options opt = {.pool_max = 1};
     struct db *db = open_url(owner_url, &opt);
-    struct db_conn *c = acquire(db);
-    exec_ok(c, "CREATE TABLE t (id int PRIMARY KEY)");
+    struct db_conn *c = dbt_acquire(db);
+    dbt_exec_ok(c, "CREATE TABLE t (id int PRIMARY KEY)");
     cr_assert_not(db_in_transaction(c));
     cr_assert_eq(db_rollback(c), 0, "rollback outside a transaction is a no-op");
     cr_assert_eq(db_commit(c), -1);
@@ -457,39 +434,39 @@ Test(pg, transactions)
     cr_assert_eq(db_begin(c), 0, "%s", db_errmsg(c));
     cr_assert(db_in_transaction(c));
     cr_assert_eq(db_begin(c), -1, "no nesting");
-    exec_ok(c, "INSERT INTO t VALUES (1)");
+    dbt_exec_ok(c, "INSERT INTO t VALUES (1)");
     cr_assert_eq(db_commit(c), 0, "%s", db_errmsg(c));
     cr_assert_not(db_in_transaction(c));
 
     cr_assert_eq(db_begin(c), 0);
-    exec_ok(c, "INSERT INTO t VALUES (2)");
-    cr_assert_eq(query_int(c, "SELECT count(*) + 0 FROM t", DB_NOARGS), 2);
+    dbt_exec_ok(c, "INSERT INTO t VALUES (2)");
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) + 0 FROM t", DB_NOARGS), 2);
     cr_assert_eq(db_rollback(c), 0);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM t", DB_NOARGS), 1);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM t", DB_NOARGS), 1);
     /* Statements prepared inside a rolled-back transaction are still there to reuse. */
-    cr_assert_eq(query_int(c, "SELECT count(*) + 0 FROM t", DB_NOARGS), 1, "%s", db_errmsg(c));
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) + 0 FROM t", DB_NOARGS), 1, "%s", db_errmsg(c));
     /* And a script that throws every prepared statement away does not break the cache. */
     cr_assert_eq(db_exec_script(c, "DEALLOCATE ALL"), 0, "%s", db_errmsg(c));
-    cr_assert_eq(query_int(c, "SELECT count(*) + 0 FROM t", DB_NOARGS), 1, "%s", db_errmsg(c));
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) + 0 FROM t", DB_NOARGS), 1, "%s", db_errmsg(c));
 
     /* A failed statement dooms the transaction: commit fails with that statement's error. */
     cr_assert_eq(db_begin(c), 0);
-    exec_ok(c, "INSERT INTO t VALUES (3)");
+    dbt_exec_ok(c, "INSERT INTO t VALUES (3)");
     expect_fail(c, DB_ERR_UNIQUE, "INSERT INTO t VALUES (1)", DB_NOARGS);
     cr_assert_eq(db_exec(c, "INSERT INTO t VALUES (4)", DB_NOARGS), -1, "aborted transaction");
     cr_assert_eq(db_commit(c), -1);
     cr_assert_eq(db_errkind(c), DB_ERR_UNIQUE, "%s", db_errmsg(c));
     cr_assert_not_null(strstr(db_errmsg(c), "rolled back"), "%s", db_errmsg(c));
     cr_assert_not(db_in_transaction(c));
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM t", DB_NOARGS), 1);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM t", DB_NOARGS), 1);
 
     /* A holder that releases mid-transaction: rolled back, the next one starts clean. */
     cr_assert_eq(db_begin(c), 0);
-    exec_ok(c, "INSERT INTO t VALUES (5)");
+    dbt_exec_ok(c, "INSERT INTO t VALUES (5)");
     db_release(c);
-    c = acquire(db);
+    c = dbt_acquire(db);
     cr_assert_not(db_in_transaction(c));
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM t", DB_NOARGS), 1);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM t", DB_NOARGS), 1);
     db_release(c);
     db_close(db);
 }
@@ -500,29 +477,29 @@ Test(pg, statement_cache_is_bounded)
 {
     PGTEST_REQUIRE();
     struct db *db = open_url(owner_url, NULL);
-    struct db_conn *c = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
     const char *count_sql = "SELECT count(*) FROM pg_prepared_statements";
     for (int i = 0; i < 3; i++)
-        cr_assert_eq(query_int(c, "SELECT 42", DB_NOARGS), 42);
-    int64_t few = query_int(c, count_sql, DB_NOARGS);
+        cr_assert_eq(dbt_query_int(c, "SELECT 42", DB_NOARGS), 42);
+    int64_t few = dbt_query_int(c, count_sql, DB_NOARGS);
     cr_assert_leq(few, 3, "the same SQL is prepared once");
     char sql[64];
     for (int i = 0; i < DB_PG_STMT_CACHE * 2; i++) {
         snprintf(sql, sizeof(sql), "SELECT %d + $1", i);
-        cr_assert_eq(query_int(c, sql, DB_ARGS(DB_INT(1))), i + 1, "%s", db_errmsg(c));
+        cr_assert_eq(dbt_query_int(c, sql, DB_ARGS(DB_INT(1))), i + 1, "%s", db_errmsg(c));
     }
-    int64_t many = query_int(c, count_sql, DB_NOARGS);
+    int64_t many = dbt_query_int(c, count_sql, DB_NOARGS);
     cr_assert_leq(many, DB_PG_STMT_CACHE, "%lld prepared", (long long)many);
     cr_assert_geq(many, DB_PG_STMT_CACHE / 2);
 
     /* A table changing shape under a prepared SELECT *: prepared again, transparently. */
-    exec_ok(c, "CREATE TABLE s (a int)");
-    exec_ok(c, "INSERT INTO s VALUES (1)");
+    dbt_exec_ok(c, "CREATE TABLE s (a int)");
+    dbt_exec_ok(c, "INSERT INTO s VALUES (1)");
     struct db_rows *r = db_query(c, "SELECT * FROM s", DB_NOARGS);
     cr_assert_not_null(r);
     cr_assert_eq(db_ncols(r), 1);
     db_rows_free(r);
-    exec_ok(c, "ALTER TABLE s ADD COLUMN b int DEFAULT 2");
+    dbt_exec_ok(c, "ALTER TABLE s ADD COLUMN b int DEFAULT 2");
     r = db_query(c, "SELECT * FROM s", DB_NOARGS);
     cr_assert_not_null(r, "%s", db_errmsg(c));
     cr_assert_eq(db_ncols(r), 2);
@@ -591,10 +568,10 @@ Test(pg, concurrent_migrators_apply_each_once)
     PGTEST_REQUIRE();
     cr_assert_eq(race(set_race, ARRAY_LEN(set_race), 3), 3, "each migration applied once");
     struct db *db = open_url(owner_url, NULL);
-    struct db_conn *c = acquire(db);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM schema_migrations", DB_NOARGS), 3);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM counter", DB_NOARGS), 1);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM fill", DB_NOARGS), 100000);
+    struct db_conn *c = dbt_acquire(db);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM schema_migrations", DB_NOARGS), 3);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM counter", DB_NOARGS), 1);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM fill", DB_NOARGS), 100000);
     char buf[64];
     cr_assert(iso_ms_utc(query_text(c, "SELECT applied_at FROM schema_migrations LIMIT 1",
                                     DB_NOARGS, buf, sizeof(buf))),
@@ -648,9 +625,9 @@ Test(pg, migrations_refuse_changes_and_roll_back_failures)
     migrate_report_free(&rep);
     cr_assert_not_null(strstr(err, "changed"), "%s", err);
     cr_assert_not_null(strstr(err, "m/postgres/0001_a.sql"), "%s", err);
-    struct db_conn *c = acquire(db);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM schema_migrations", DB_NOARGS), 1);
-    cr_assert_eq(query_int(c, "SELECT (to_regclass('b') IS NULL)::int", DB_NOARGS), 1,
+    struct db_conn *c = dbt_acquire(db);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM schema_migrations", DB_NOARGS), 1);
+    cr_assert_eq(dbt_query_int(c, "SELECT (to_regclass('b') IS NULL)::int", DB_NOARGS), 1,
                  "nothing applied");
     db_release(c);
     db_close(db);
@@ -663,10 +640,10 @@ Test(pg, migrations_refuse_changes_and_roll_back_failures)
     cr_assert_not_null(strstr(err, "nope"), "%s", err);
     cr_assert_eq(rep.napplied, 1, "0001 went in its own transaction");
     migrate_report_free(&rep);
-    c = acquire(db);
-    cr_assert_eq(query_int(c, "SELECT (to_regclass('x') IS NULL)::int", DB_NOARGS), 1,
+    c = dbt_acquire(db);
+    cr_assert_eq(dbt_query_int(c, "SELECT (to_regclass('x') IS NULL)::int", DB_NOARGS), 1,
                  "0002 rolled back");
-    cr_assert_eq(query_int(c, "SELECT max(version) FROM schema_migrations", DB_NOARGS), 1);
+    cr_assert_eq(dbt_query_int(c, "SELECT max(version) FROM schema_migrations", DB_NOARGS), 1);
     db_release(c);
     db_close(db);
 }
@@ -702,7 +679,7 @@ Test(pg, schema_0001_matches_the_spec)
     PGTEST_REQUIRE();
     migrate_ok(owner_url);
     struct db *db = open_url(owner_url, NULL);
-    struct db_conn *c = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
     struct db_rows *r = db_query(c,
                                  "SELECT a.attname, format_type(a.atttypid, a.atttypmod),"
                                  " a.attnotnull, pg_get_expr(d.adbin, d.adrelid)"
@@ -744,12 +721,12 @@ Test(pg, schema_0001_matches_the_spec)
         cr_assert_not_null(strstr(buf, idx[k][1]), "%s", buf);
     }
     /* RLS enabled and forced on both tables, with the policy. */
-    cr_assert_eq(query_int(c,
+    cr_assert_eq(dbt_query_int(c,
                            "SELECT count(*) FROM pg_class WHERE relname IN ('users', 'tenants')"
                            " AND relrowsecurity AND relforcerowsecurity",
                            DB_NOARGS),
                  2);
-    cr_assert_eq(query_int(c,
+    cr_assert_eq(dbt_query_int(c,
                            "SELECT count(*) FROM pg_policies WHERE policyname = 'tenant_isolation'"
                            " AND tablename IN ('users', 'tenants') AND cmd = 'ALL'",
                            DB_NOARGS),
@@ -758,25 +735,16 @@ Test(pg, schema_0001_matches_the_spec)
     db_close(db);
 }
 
-/* Inserts a tenant (as the owner, with the bypass on); its id in id. */
-static void insert_tenant(struct db_conn *c, char id[UUID_STRLEN + 1], const char *slug)
-{
-    uuid_v7(id);
-    cr_assert_eq(db_exec(c, "INSERT INTO tenants (id, slug, name) VALUES ($1, $2, $3)",
-                         DB_ARGS(DB_TEXT(id), DB_TEXT(slug), DB_TEXT("Tenant"))),
-                 1, "%s", db_errmsg(c));
-}
-
 Test(pg, schema_0001_defaults_and_constraints)
 {
     PGTEST_REQUIRE();
     migrate_ok(owner_url);
     struct db *db = open_url(owner_url, NULL);
-    struct db_conn *c = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
     db_set_rls_bypass(c, true);
     char t1[UUID_STRLEN + 1], t2[UUID_STRLEN + 1], nobody[UUID_STRLEN + 1];
-    insert_tenant(c, t1, "one");
-    insert_tenant(c, t2, "two");
+    dbt_insert_tenant(c, t1, "one");
+    dbt_insert_tenant(c, t2, "two");
     uuid_v7(nobody);
 
     struct db_rows *r =
@@ -855,12 +823,12 @@ static void rls_fixture(struct two_tenants *t)
 {
     migrate_ok(owner_url);
     struct db *db = open_url(owner_url, NULL);
-    struct db_conn *c = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
     /* FORCE: the owner too sees nothing without a tenant or the bypass. */
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM tenants", DB_NOARGS), 0);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM tenants", DB_NOARGS), 0);
     db_set_rls_bypass(c, true);
-    insert_tenant(c, t->a, "a");
-    insert_tenant(c, t->b, "b");
+    dbt_insert_tenant(c, t->a, "a");
+    dbt_insert_tenant(c, t->b, "b");
     const char *ins = "INSERT INTO users (tenant_id, email) VALUES ($1, $2)";
     cr_assert_eq(db_exec(c, ins, DB_ARGS(DB_TEXT(t->a), DB_TEXT("a1@x.io"))), 1);
     cr_assert_eq(db_exec(c, ins, DB_ARGS(DB_TEXT(t->a), DB_TEXT("a2@x.io"))), 1);
@@ -875,12 +843,12 @@ Test(pg, rls_a_query_without_tenant_filter_sees_only_its_tenant)
     struct two_tenants t;
     rls_fixture(&t);
     struct db *db = open_url(app_url, NULL);
-    struct db_conn *c = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
 
     /* No tenant set: nothing at all. */
     cr_assert_null(db_tenant(c));
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 0);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM tenants", DB_NOARGS), 0);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 0);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM tenants", DB_NOARGS), 0);
 
     /* Tenant A: a query that forgot its tenant filter still sees only A's rows. */
     cr_assert_eq(db_set_tenant(c, t.a), 0);
@@ -894,9 +862,9 @@ Test(pg, rls_a_query_without_tenant_filter_sees_only_its_tenant)
     }
     db_rows_free(r);
     cr_assert_eq(n, 2);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM tenants", DB_NOARGS), 1);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM tenants", DB_NOARGS), 1);
     cr_assert_eq(
-        query_int(c, "SELECT count(*) FROM users WHERE tenant_id = $1", DB_ARGS(DB_TEXT(t.b))), 0,
+        dbt_query_int(c, "SELECT count(*) FROM users WHERE tenant_id = $1", DB_ARGS(DB_TEXT(t.b))), 0,
         "B's rows are invisible even when asked for");
     /* Writing B's rows: an insert is refused, updates and deletes find nothing. */
     expect_fail(c, DB_ERR_PERMISSION, "INSERT INTO users (tenant_id, email) VALUES ($1, $2)",
@@ -916,20 +884,20 @@ Test(pg, rls_a_query_without_tenant_filter_sees_only_its_tenant)
     for (size_t i = 0; i <= UUID_STRLEN; i++)
         upper[i] = (char)toupper((unsigned char)t.b[i]);
     cr_assert_eq(db_set_tenant(c, upper), 0);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 1);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 1);
     cr_assert_eq(db_set_tenant(c, "not-a-uuid"), -1);
     cr_assert_eq(db_errkind(c), DB_ERR_CHECK);
     cr_assert_null(db_tenant(c));
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 0);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 0);
 
     /* The bypass: every tenant's rows. */
     cr_assert_eq(db_set_rls_bypass(c, true), 0);
     cr_assert(db_rls_bypass(c));
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 4);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM tenants", DB_NOARGS), 2);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 4);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM tenants", DB_NOARGS), 2);
     db_set_rls_bypass(c, false);
     cr_assert_eq(db_set_tenant(c, NULL), 0);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 0);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 0);
     db_release(c);
     db_close(db);
 }
@@ -941,18 +909,18 @@ Test(pg, rls_context_never_leaks_to_the_next_holder)
     rls_fixture(&t);
     struct db_options opt = {.pool_max = 1}; /* the same server connection every time */
     struct db *db = open_url(app_url, &opt);
-    struct db_conn *c = acquire(db);
-    int64_t pid = query_int(c, "SELECT pg_backend_pid()", DB_NOARGS);
+    struct db_conn *c = dbt_acquire(db);
+    int64_t pid = dbt_query_int(c, "SELECT pg_backend_pid()", DB_NOARGS);
     db_set_tenant(c, t.a);
     db_set_rls_bypass(c, true);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 3);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 3);
     db_release(c);
 
-    c = acquire(db);
-    cr_assert_eq(query_int(c, "SELECT pg_backend_pid()", DB_NOARGS), pid, "same connection");
+    c = dbt_acquire(db);
+    cr_assert_eq(dbt_query_int(c, "SELECT pg_backend_pid()", DB_NOARGS), pid, "same connection");
     cr_assert_null(db_tenant(c));
     cr_assert_not(db_rls_bypass(c));
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 0);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 0);
     char buf[64];
     cr_assert_str_eq(
         query_text(c, "SELECT current_setting('app.tenant_id')", DB_NOARGS, buf, sizeof(buf)), "");
@@ -960,17 +928,17 @@ Test(pg, rls_context_never_leaks_to_the_next_holder)
     /* Set inside a transaction that rolls back: the server forgets it, the driver resends. */
     db_set_tenant(c, t.b);
     cr_assert_eq(db_begin(c), 0);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 1);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 1);
     cr_assert_eq(db_rollback(c), 0);
     cr_assert_str_eq(
         query_text(c, "SELECT current_setting('app.tenant_id')", DB_NOARGS, buf, sizeof(buf)), t.b);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 1);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 1);
     /* And inside one that commits, it stays. */
     db_set_tenant(c, t.a);
     cr_assert_eq(db_begin(c), 0);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 2);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 2);
     cr_assert_eq(db_commit(c), 0);
-    cr_assert_eq(query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 2);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM users", DB_NOARGS), 2);
     db_release(c);
     db_close(db);
 }
@@ -980,22 +948,22 @@ Test(pg, app_role_is_neither_owner_nor_superuser)
     PGTEST_REQUIRE();
     migrate_ok(owner_url);
     struct db *db = open_url(app_url, NULL);
-    struct db_conn *c = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
     char buf[64];
     cr_assert_str_eq(query_text(c, "SELECT current_user", DB_NOARGS, buf, sizeof(buf)), "zygo_api");
-    cr_assert_eq(query_int(c,
+    cr_assert_eq(dbt_query_int(c,
                            "SELECT count(*) FROM pg_roles WHERE rolname = current_user"
                            " AND NOT rolsuper AND NOT rolbypassrls",
                            DB_NOARGS),
                  1);
-    cr_assert_eq(query_int(c,
+    cr_assert_eq(dbt_query_int(c,
                            "SELECT count(*) FROM pg_tables WHERE tablename IN ('users', 'tenants')"
                            " AND tableowner <> current_user",
                            DB_NOARGS),
                  2);
-    cr_assert_eq(query_int(c, "SELECT pg_has_role('zygo_app', 'MEMBER')::int", DB_NOARGS), 1);
+    cr_assert_eq(dbt_query_int(c, "SELECT pg_has_role('zygo_app', 'MEMBER')::int", DB_NOARGS), 1);
     cr_assert_eq(
-        query_int(c, "SELECT has_table_privilege('users', 'SELECT, INSERT')::int", DB_NOARGS), 1);
+        dbt_query_int(c, "SELECT has_table_privilege('users', 'SELECT, INSERT')::int", DB_NOARGS), 1);
     db_release(c);
 
     /* The application's role may check that nothing is pending, without creating anything. */
@@ -1027,7 +995,7 @@ Test(pg, pool_exhaustion_waits_then_fails)
     PGTEST_REQUIRE();
     struct db_options opt = {.pool_max = 2, .pool_timeout_ms = 300};
     struct db *db = open_url(app_url, &opt);
-    struct db_conn *a = acquire(db), *b = acquire(db);
+    struct db_conn *a = dbt_acquire(db), *b = dbt_acquire(db);
     cr_assert_neq(a, b);
     char err[256] = "";
     int64_t t0 = mono_ms();
@@ -1046,10 +1014,10 @@ Test(pg, pool_exhaustion_waits_then_fails)
     struct releaser rel = {a, 100};
     cr_assert_eq(pthread_create(&th, NULL, release_later, &rel), 0);
     t0 = mono_ms();
-    struct db_conn *c = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
     cr_assert_lt(mono_ms() - t0, 290);
     pthread_join(th, NULL);
-    cr_assert_eq(query_int(c, "SELECT 1", DB_NOARGS), 1);
+    cr_assert_eq(dbt_query_int(c, "SELECT 1", DB_NOARGS), 1);
     db_release(c);
     db_release(b);
     db_release(b); /* one release too many is ignored */
@@ -1059,7 +1027,7 @@ Test(pg, pool_exhaustion_waits_then_fails)
     opt.pool_timeout_ms = -1;
     opt.pool_max = 1;
     db = open_url(app_url, &opt);
-    a = acquire(db);
+    a = dbt_acquire(db);
     t0 = mono_ms();
     cr_assert_null(db_acquire(db, err, sizeof(err)));
     cr_assert_lt(mono_ms() - t0, 100);
@@ -1115,18 +1083,18 @@ Test(pg, idle_connections_are_closed)
     PGTEST_REQUIRE();
     struct db_options opt = {.idle_timeout_s = 1};
     struct db *db = open_url(app_url, &opt);
-    struct db_conn *c = acquire(db);
-    int64_t pid = query_int(c, "SELECT pg_backend_pid()", DB_NOARGS);
+    struct db_conn *c = dbt_acquire(db);
+    int64_t pid = dbt_query_int(c, "SELECT pg_backend_pid()", DB_NOARGS);
     db_release(c);
-    c = acquire(db);
-    cr_assert_eq(query_int(c, "SELECT pg_backend_pid()", DB_NOARGS), pid, "reused while fresh");
+    c = dbt_acquire(db);
+    cr_assert_eq(dbt_query_int(c, "SELECT pg_backend_pid()", DB_NOARGS), pid, "reused while fresh");
     db_release(c);
     usleep(1300 * 1000);
-    c = acquire(db);
-    cr_assert_neq(query_int(c, "SELECT pg_backend_pid()", DB_NOARGS), pid, "idle one closed");
+    c = dbt_acquire(db);
+    cr_assert_neq(dbt_query_int(c, "SELECT pg_backend_pid()", DB_NOARGS), pid, "idle one closed");
     /* ... on the server too. */
     cr_assert_eq(
-        query_int(c, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", DB_ARGS(DB_INT(pid))),
+        dbt_query_int(c, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", DB_ARGS(DB_INT(pid))),
         0);
     db_release(c);
     db_close(db);
@@ -1137,8 +1105,8 @@ Test(pg, a_killed_backend_is_replaced)
     PGTEST_REQUIRE();
     struct db_options opt = {.pool_max = 2};
     struct db *db = open_url(app_url, &opt);
-    struct db_conn *c = acquire(db);
-    int64_t pid = query_int(c, "SELECT pg_backend_pid()", DB_NOARGS);
+    struct db_conn *c = dbt_acquire(db);
+    int64_t pid = dbt_query_int(c, "SELECT pg_backend_pid()", DB_NOARGS);
     char sql[96];
     snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%lld)", (long long)pid);
     pgtest_admin_exec(sql);
@@ -1147,19 +1115,19 @@ Test(pg, a_killed_backend_is_replaced)
     cr_assert_eq(db_errkind(c), DB_ERR_UNAVAILABLE, "%s", db_errmsg(c));
     cr_assert_not(db_in_transaction(c));
     db_release(c);
-    c = acquire(db);
-    cr_assert_eq(query_int(c, "SELECT 1", DB_NOARGS), 1, "%s", db_errmsg(c));
+    c = dbt_acquire(db);
+    cr_assert_eq(dbt_query_int(c, "SELECT 1", DB_NOARGS), 1, "%s", db_errmsg(c));
     db_release(c);
 
     /* Killed while idle in the pool: noticed before it is handed out. */
-    c = acquire(db);
-    pid = query_int(c, "SELECT pg_backend_pid()", DB_NOARGS);
+    c = dbt_acquire(db);
+    pid = dbt_query_int(c, "SELECT pg_backend_pid()", DB_NOARGS);
     db_release(c);
     snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%lld)", (long long)pid);
     pgtest_admin_exec(sql);
     usleep(100 * 1000);
-    c = acquire(db);
-    cr_assert_eq(query_int(c, "SELECT 1", DB_NOARGS), 1, "%s", db_errmsg(c));
+    c = dbt_acquire(db);
+    cr_assert_eq(dbt_query_int(c, "SELECT 1", DB_NOARGS), 1, "%s", db_errmsg(c));
     db_release(c);
     db_close(db);
 }
@@ -1172,9 +1140,9 @@ Test(pg, server_restart_fails_fast_then_recovers)
     struct db_options opt = {.pool_max = 3};
     struct db *db = open_url(app_url, &opt);
     /* Two idle connections in the pool, one held across the outage. */
-    struct db_conn *a = acquire(db), *b = acquire(db);
-    cr_assert_eq(query_int(a, "SELECT 1", DB_NOARGS), 1);
-    cr_assert_eq(query_int(b, "SELECT 1", DB_NOARGS), 1);
+    struct db_conn *a = dbt_acquire(db), *b = dbt_acquire(db);
+    cr_assert_eq(dbt_query_int(a, "SELECT 1", DB_NOARGS), 1);
+    cr_assert_eq(dbt_query_int(b, "SELECT 1", DB_NOARGS), 1);
     db_release(a);
     struct db_conn *held = b;
 
@@ -1198,8 +1166,8 @@ Test(pg, server_restart_fails_fast_then_recovers)
 
     pgtest_server_start();
     /* The same struct db: the next request succeeds. */
-    c = acquire(db);
-    cr_assert_eq(query_int(c, "SELECT 1", DB_NOARGS), 1, "%s", db_errmsg(c));
+    c = dbt_acquire(db);
+    cr_assert_eq(dbt_query_int(c, "SELECT 1", DB_NOARGS), 1, "%s", db_errmsg(c));
     db_release(c);
     cr_assert_eq(db_ping(db, reason, sizeof(reason)), 0, "%s", reason);
     db_close(db);
@@ -1211,15 +1179,15 @@ Test(pg, restart_without_requests_in_between_is_transparent)
     if (!pgtest_can_restart())
         cr_skip_test("no local cluster to stop: ZYGO_TEST_PG_DIR is unset");
     struct db *db = open_url(app_url, NULL);
-    struct db_conn *a = acquire(db), *b = acquire(db);
+    struct db_conn *a = dbt_acquire(db), *b = dbt_acquire(db);
     db_release(a);
     db_release(b);
     pgtest_server_stop();
     pgtest_server_start();
     /* Both pooled connections died; neither is handed out. */
     for (int i = 0; i < 3; i++) {
-        struct db_conn *c = acquire(db);
-        cr_assert_eq(query_int(c, "SELECT 1", DB_NOARGS), 1, "%s", db_errmsg(c));
+        struct db_conn *c = dbt_acquire(db);
+        cr_assert_eq(dbt_query_int(c, "SELECT 1", DB_NOARGS), 1, "%s", db_errmsg(c));
         db_release(c);
     }
     db_close(db);
@@ -1244,7 +1212,7 @@ Test(pg, sqlite_stores_the_tenant_context)
     char path[128];
     snprintf(path, sizeof(path), "%s/t.db", sqlite_dir);
     struct db *db = open_url(path, NULL);
-    struct db_conn *c = acquire(db);
+    struct db_conn *c = dbt_acquire(db);
     cr_assert_null(db_tenant(c));
     const char *id = "0190A1B2-C3D4-7E5F-8A6B-7C8D9E0F1A2B";
     cr_assert_eq(db_set_tenant(c, id), 0);
@@ -1252,13 +1220,13 @@ Test(pg, sqlite_stores_the_tenant_context)
     cr_assert_eq(db_set_rls_bypass(c, true), 0);
     cr_assert(db_rls_bypass(c));
     /* Nested holds on the same thread share it... */
-    struct db_conn *again = acquire(db);
+    struct db_conn *again = dbt_acquire(db);
     cr_assert_eq(again, c);
     cr_assert_not_null(db_tenant(again));
     db_release(again);
     db_release(c);
     /* ...and a new holder starts without it. */
-    c = acquire(db);
+    c = dbt_acquire(db);
     cr_assert_null(db_tenant(c));
     cr_assert_not(db_rls_bypass(c));
     cr_assert_eq(db_set_tenant(c, "x"), -1);

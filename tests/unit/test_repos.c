@@ -9,6 +9,7 @@
 #include "db/db.h"
 #include "repos/repo.h"
 #include "repos/users.h"
+#include "dbtest.h"
 #include "support.h"
 
 #define TENANT_A "0192f0c1-7a3b-7c4d-8e5f-00000000000a"
@@ -21,30 +22,23 @@
 static struct tenv t;
 static struct db_conn *c;
 
-static void exec_ok(const char *sql)
-{
-    cr_assert_geq(db_exec(c, sql, NULL, 0), 0, "%s: %s", sql, db_errmsg(c));
-}
-
 static void setup(void)
 {
     tenv_setup(&t, NULL, NULL, 0);
-    char err[256];
-    c = db_acquire(t.db, err, sizeof(err));
-    cr_assert_not_null(c, "%s", err);
+    c = dbt_acquire(t.db);
     /* fixtures are system work: across tenants */
     cr_assert_eq(db_set_rls_bypass(c, true), 0);
-    exec_ok("INSERT INTO tenants (id, slug, name) VALUES ('" TENANT_A "', 'a', 'A'), "
+    dbt_exec_ok(c, "INSERT INTO tenants (id, slug, name) VALUES ('" TENANT_A "', 'a', 'A'), "
             "('" TENANT_B "', 'b', 'B')");
-    exec_ok("INSERT INTO users (id, tenant_id, email, first_name, status, email_verified, "
+    dbt_exec_ok(c, "INSERT INTO users (id, tenant_id, email, first_name, status, email_verified, "
             "last_login_at, created_at, updated_at) VALUES ('" USER_A1 "', '" TENANT_A
             "', 'ann@a.test', 'Ann', 'active', true, '2026-01-02T03:04:05.678Z', "
             "'2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')");
-    exec_ok("INSERT INTO users (id, tenant_id, email) VALUES ('" USER_A2 "', '" TENANT_A
+    dbt_exec_ok(c, "INSERT INTO users (id, tenant_id, email) VALUES ('" USER_A2 "', '" TENANT_A
             "', 'bob@a.test')");
-    exec_ok("INSERT INTO users (id, tenant_id, email, deleted_at) VALUES ('" USER_GONE
+    dbt_exec_ok(c, "INSERT INTO users (id, tenant_id, email, deleted_at) VALUES ('" USER_GONE
             "', '" TENANT_A "', 'gone@a.test', '2026-02-01T00:00:00.000Z')");
-    exec_ok("INSERT INTO users (id, tenant_id, email) VALUES ('" USER_B1 "', '" TENANT_B
+    dbt_exec_ok(c, "INSERT INTO users (id, tenant_id, email) VALUES ('" USER_B1 "', '" TENANT_B
             "', 'ann@b.test')");
     cr_assert_eq(db_set_rls_bypass(c, false), 0);
 }
@@ -116,12 +110,7 @@ Test(repos, user_by_id_never_crosses_tenants_or_shows_deleted)
 static long long count_users_without_filter(void)
 {
     /* a query that "forgot" its tenant filter */
-    struct db_rows *r = db_query(c, "SELECT count(*) FROM users", NULL, 0);
-    cr_assert_not_null(r, "%s", db_errmsg(c));
-    cr_assert(db_next(r));
-    long long n = db_int(r, 0);
-    db_rows_free(r);
-    return n;
+    return dbt_query_int(c, "SELECT count(*) FROM users", NULL, 0);
 }
 
 Test(repos, forgotten_tenant_filter_is_caught_by_rls_on_postgres)
