@@ -1,9 +1,13 @@
-// Reference app for bench/run.sh: the specification's own stack (Node 20 + Hono 4 +
-// @hono/node-server + pino) serving GET /health behind the same global middleware as the
-// specification's src/app.ts, in the same order: requestId, timing, secureHeaders, cors
-// (same origin function, credentials), then a request logger writing one JSON line per request.
+// Reference app for bench/run.sh and bench/run-pg.sh: the specification's own stack (Node 20 +
+// Hono 4 + @hono/node-server + pino, postgres.js) serving GET /health behind the same global
+// middleware as the specification's src/app.ts, in the same order: requestId, timing,
+// secureHeaders, cors (same origin function, credentials), then a request logger writing one
+// JSON line per request. With DATABASE_URL set it also serves GET /bench/users/:id (one user by
+// primary key, scoped to the X-Tenant-ID header) through postgres.js, as the specification's
+// src/db/index.ts sets it up (pool of DATABASE_POOL_MAX, default 10).
 //
 //   PORT=3001 HOST=127.0.0.1 NODE_ENV=production node app.mjs > /dev/null
+//   DATABASE_URL=postgres://… PORT=3001 NODE_ENV=production node app.mjs > /dev/null
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
@@ -67,6 +71,69 @@ app.get('/health', (c) =>
     timestamp: new Date().toISOString(),
   }),
 );
+
+// bench/run-pg.sh: the counterpart of bench/pg_server.c's GET /bench/users/:id. Only registered
+// when DATABASE_URL is set, so that bench/run.sh measures exactly the /health app as before.
+// Raw SQL rather than the specification's Drizzle query builder (which would only add work on
+// Node's side), selecting the columns of the API's User object; postgres.js turns timestamptz
+// into Date, which c.json() writes as ISO-8601 UTC with milliseconds, as zygo does.
+if (process.env.DATABASE_URL) {
+  const { default: postgres } = await import('postgres');
+  // src/db/index.ts of the specification.
+  const sql = postgres(process.env.DATABASE_URL, {
+    max: Number(process.env.DATABASE_POOL_MAX || 10),
+    idle_timeout: 20,
+    connect_timeout: 10,
+  });
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+  const fail = (c, status, error, message) =>
+    c.json(
+      {
+        error,
+        message,
+        statusCode: status,
+        timestamp: new Date().toISOString(),
+        requestId: c.get('requestId'),
+      },
+      status,
+    );
+  app.get('/bench/users/:id', async (c) => {
+    const tenantId = c.req.header('X-Tenant-ID');
+    if (!tenantId) return fail(c, 401, 'AUTH_UNAUTHORIZED', 'X-Tenant-ID required');
+    const id = c.req.param('id');
+    // zygo answers 404 for an id or tenant that is not a UUID (PostgreSQL would refuse the cast).
+    const rows =
+      UUID.test(id) && UUID.test(tenantId)
+        ? await sql`
+            SELECT id, tenant_id, email, first_name, last_name, display_name, avatar, phone,
+                   status, email_verified, phone_verified, mfa_enabled, last_login_at,
+                   created_at, updated_at
+            FROM users
+            WHERE id = ${id} AND tenant_id = ${tenantId} AND deleted_at IS NULL`
+        : [];
+    if (rows.length === 0) {
+      return fail(c, 404, 'RESOURCE_NOT_FOUND', `User with ID ${id} not found`);
+    }
+    const u = rows[0];
+    return c.json({
+      id: u.id,
+      tenantId: u.tenant_id,
+      email: u.email,
+      firstName: u.first_name,
+      lastName: u.last_name,
+      displayName: u.display_name,
+      avatar: u.avatar,
+      phone: u.phone,
+      status: u.status,
+      emailVerified: u.email_verified,
+      phoneVerified: u.phone_verified,
+      mfaEnabled: u.mfa_enabled,
+      lastLoginAt: u.last_login_at,
+      createdAt: u.created_at,
+      updatedAt: u.updated_at,
+    });
+  });
+}
 
 app.notFound((c) =>
   c.json(
