@@ -672,6 +672,9 @@ static const struct column users_columns[] = {
     {"created_at", "timestamp(3) with time zone", true, "now()"},
     {"updated_at", "timestamp(3) with time zone", true, "now()"},
     {"deleted_at", "timestamp(3) with time zone", false, NULL},
+    /* ours, from 0002_identity: not in the spec's Drizzle schema */
+    {"password_hash", "text", false, NULL},
+    {"is_global_admin", "boolean", true, "false"},
 };
 
 Test(pg, schema_0001_matches_the_spec)

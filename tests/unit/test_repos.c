@@ -125,3 +125,29 @@ Test(repos, forgotten_tenant_filter_is_caught_by_rls_on_postgres)
     cr_assert_eq(db_set_tenant(c, NULL), 0);
     cr_assert_eq(count_users_without_filter(), 0, "no tenant set: no rows at all");
 }
+
+Test(repos, every_tenant_scoped_table_has_forced_rls)
+{
+    if (!t.tdb.pg)
+        cr_skip_test("SQLite has no row-level security");
+    /* any table with a tenant_id column, now or in a later migration */
+    int64_t tables = dbt_query_int(c,
+                                   "SELECT count(*) FROM information_schema.columns"
+                                   " WHERE table_schema = current_schema()"
+                                   "   AND column_name = 'tenant_id'",
+                                   NULL, 0);
+    cr_assert_geq(tables, 10);
+    int64_t unprotected =
+        dbt_query_int(c,
+                      "SELECT count(*) FROM information_schema.columns col"
+                      "  JOIN pg_class k ON k.relname = col.table_name"
+                      "   AND k.relnamespace = current_schema()::regnamespace"
+                      " WHERE col.table_schema = current_schema()"
+                      "   AND col.column_name = 'tenant_id'"
+                      "   AND (NOT k.relrowsecurity OR NOT k.relforcerowsecurity"
+                      "        OR NOT EXISTS (SELECT 1 FROM pg_policies p"
+                      "                        WHERE p.tablename = col.table_name"
+                      "                          AND p.policyname = 'tenant_isolation'))",
+                      NULL, 0);
+    cr_assert_eq(unprotected, 0, "a tenant-scoped table without forced row-level security");
+}
