@@ -11,6 +11,7 @@
 #include "middleware/cors.h"
 #include "middleware/error.h"
 #include "middleware/logger.h"
+#include "middleware/rate_limit.h"
 #include "middleware/request_id.h"
 #include "middleware/secure_headers.h"
 #include "middleware/timing.h"
@@ -29,6 +30,7 @@ struct app {
     struct router *router;
     char *openapi;
     size_t openapi_len;
+    struct rl_store *rate_limits;
     uint64_t started_ns;
 };
 
@@ -39,6 +41,8 @@ struct app *app_new(const struct config *cfg, struct db *db, const struct route_
     app->cfg = cfg;
     app->db = db;
     app->router = router_new(groups, ngroups);
+    if (cfg->rate_limit_enabled)
+        app->rate_limits = rl_store_new(100000);
     app->started_ns = zy_now_ns();
     struct openapi_info info = {
         .title = "Zygo API",
@@ -57,6 +61,7 @@ void app_free(struct app *app)
     if (!app)
         return;
     router_free(app->router);
+    rl_store_free(app->rate_limits);
     free(app->openapi);
     free(app);
 }
@@ -64,6 +69,11 @@ void app_free(struct app *app)
 const struct config *app_config(const struct app *app)
 {
     return app->cfg;
+}
+
+struct rl_store *app_rate_limits(const struct app *app)
+{
+    return app->rate_limits;
 }
 
 struct db *app_db(const struct app *app)
@@ -146,6 +156,8 @@ bool app_route(const struct app *app, struct ctx *c)
 
 static int run_route(struct ctx *c)
 {
+    if (rate_limit_check(c) < 0)
+        return -1;
     if (!c->route) {
         route_not_found(c);
         return -1;

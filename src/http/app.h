@@ -23,6 +23,8 @@ void app_free(struct app *app);
 const struct config *app_config(const struct app *app);
 struct db *app_db(const struct app *app);
 const struct router *app_router(const struct app *app);
+/* The rate-limit counters (NULL when rate limiting is off). */
+struct rl_store *app_rate_limits(const struct app *app);
 /* The OpenAPI document, rendered once at start. */
 const char *app_openapi_json(const struct app *app, size_t *len);
 /* Seconds since app_new. */

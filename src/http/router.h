@@ -24,6 +24,8 @@ enum route_auth {
 #define ROUTE_INLINE 0x1 /* cheap and non-blocking: may run on the I/O thread */
 #define ROUTE_HIDDEN 0x2 /* left out of the OpenAPI document */
 
+struct rl_policy;
+
 struct route_response {
     int status; /* 0 ends the list */
     const char *description;
@@ -45,6 +47,7 @@ struct route {
     const struct route_response *responses;
     enum route_auth auth;
     const char *permission; /* RBAC permission required, NULL for none */
+    const struct rl_policy *rate_limit; /* stricter budget than the default, or NULL */
     unsigned flags;
 };
 

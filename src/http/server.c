@@ -152,6 +152,18 @@ static size_t fill_request(struct req_state *rs, const char *method)
                       sizeof(ip));
     }
     c->req.client_ip = arena_strdup(c->arena, ip);
+    const char *xff =
+        app_config(rs->srv->app)->trust_proxy ? ctx_header(c, "X-Forwarded-For") : NULL;
+    if (xff) {
+        /* our proxy appends the address it saw: the last entry is the only one to trust */
+        const char *last = strrchr(xff, ',');
+        last = last ? last + 1 : xff;
+        while (*last == ' ')
+            last++;
+        size_t n = strcspn(last, " ");
+        if (n > 0 && n < INET6_ADDRSTRLEN)
+            c->req.client_ip = arena_strndup(c->arena, last, n);
+    }
     return bytes;
 }
 

@@ -86,6 +86,19 @@ static long long get_int(const struct config_src *s, const char *name, long long
     return x;
 }
 
+static bool get_bool(const struct config_src *s, const char *name, bool def)
+{
+    const char *v = get(s, name);
+    if (!v)
+        return def;
+    if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+        return true;
+    if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+        return false;
+    add_error(s->errs, "%s: expected true or false, got \"%s\"", name, v);
+    return def;
+}
+
 static bool is_http_url(const char *v)
 {
     const char *rest = NULL;
@@ -451,6 +464,12 @@ int config_load(struct config *cfg, char *const *envp, struct config_errors *err
     }
 
     load_cors(cfg, &s);
+    cfg->rate_limit_enabled = get_bool(&s, "RATE_LIMIT_ENABLED", true);
+    cfg->rate_limit_ip_per_minute =
+        (unsigned)get_int(&s, "RATE_LIMIT_IP_PER_MINUTE", 600, 1, 1000000);
+    cfg->rate_limit_user_per_minute =
+        (unsigned)get_int(&s, "RATE_LIMIT_USER_PER_MINUTE", 1200, 1, 1000000);
+    cfg->trust_proxy = get_bool(&s, "TRUST_PROXY", false);
     const char *lv = get(&s, "LOG_LEVEL");
     cfg->log_level = LOG_INFO;
     if (lv && log_level_parse(lv, &cfg->log_level) < 0)

@@ -52,6 +52,10 @@ struct config {
 
     char **cors_origins; /* NULL-terminated */
     size_t ncors_origins;
+    bool rate_limit_enabled;
+    unsigned rate_limit_ip_per_minute;
+    unsigned rate_limit_user_per_minute;
+    bool trust_proxy; /* client IP from X-Forwarded-For (only behind a proxy you run) */
     enum log_level log_level;
     bool log_pretty_allowed; /* development: pretty output when stdout is a terminal */
 
