@@ -8,6 +8,7 @@
 #include "lib/jsonx.h"
 #include "lib/log.h"
 #include "lib/url.h"
+#include "middleware/auth.h"
 #include "middleware/cors.h"
 #include "middleware/error.h"
 #include "middleware/logger.h"
@@ -154,6 +155,9 @@ bool app_route(const struct app *app, struct ctx *c)
     return !(m.route->flags & ROUTE_INLINE);
 }
 
+/* The route phases, in the specification's order: auth → tenant → rate limit → RBAC →
+ * validate → handler. A per-address budget is counted before anything else, so floods of bad
+ * tokens or unknown paths are limited too. */
 static int run_route(struct ctx *c)
 {
     if (rate_limit_check(c) < 0)
@@ -162,7 +166,13 @@ static int run_route(struct ctx *c)
         route_not_found(c);
         return -1;
     }
-    if (validate_request(c) < 0)
+    if (c->route->auth != ROUTE_PUBLIC) {
+        if (auth_authenticate(c) < 0 || auth_tenant(c) < 0)
+            return -1;
+        if (c->user && rate_limit_check(c) < 0)
+            return -1;
+    }
+    if (auth_require_permission(c) < 0 || validate_request(c) < 0)
         return -1;
     if (c->route->handler(c) < 0)
         return -1;

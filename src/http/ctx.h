@@ -58,6 +58,8 @@ struct http_response {
 
 /* The authenticated user (the specification's AuthUser); set by the auth middleware. */
 struct auth_user {
+    const char *session_id;
+    const char *aal;
     const char *id;
     const char *email;
     const char *tenant_id;
@@ -84,6 +86,7 @@ struct ctx {
     json_t *path_params;
 
     const char *request_id;
+    const char *tenant_id; /* the tenant the request acts in (tenant phase), NULL before */
     uint64_t start_ns;
     struct db_conn *db_conn; /* acquired by ctx_db() on first use */
     struct auth_user *user;

@@ -449,6 +449,13 @@ int config_load(struct config *cfg, char *const *envp, struct config_errors *err
         add_error(errs, "JWT_EXPIRES_IN: expected a duration like 900, 15m, 12h or 7d, got \"%s\"",
                   cfg->jwt_expires_in);
 
+    const char *ttl = get(&s, "ACCESS_TOKEN_EXPIRES_IN");
+    cfg->access_token_ttl_s = config_parse_duration(ttl ? ttl : "15m");
+    if (cfg->access_token_ttl_s <= 0 || cfg->access_token_ttl_s > 86400)
+        add_error(errs, "ACCESS_TOKEN_EXPIRES_IN: expected a duration from 1s to 1d, got \"%s\"",
+                  ttl);
+    cfg->refresh_reuse_interval_s = get_int(&s, "REFRESH_TOKEN_REUSE_INTERVAL", 10, 0, 300);
+
     cfg->stripe_secret_key = get_dup(&s, "STRIPE_SECRET_KEY", NULL);
     cfg->stripe_webhook_secret = get_dup(&s, "STRIPE_WEBHOOK_SECRET", NULL);
     cfg->hetzner_api_key = get_dup(&s, "HETZNER_API_KEY", NULL);

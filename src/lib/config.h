@@ -35,8 +35,10 @@ struct config {
     char *redis_url;
 
     char *jwt_secret;
-    char *jwt_expires_in; /* as given, e.g. "7d" */
+    char *jwt_expires_in; /* as given, e.g. "7d": the lifetime of a session (refresh tokens) */
     long long jwt_expires_s;
+    long long access_token_ttl_s;      /* ACCESS_TOKEN_EXPIRES_IN, default 15m */
+    long long refresh_reuse_interval_s; /* two tabs refreshing at once both succeed */
     char *encryption_key_hex;
     unsigned char encryption_key[32];
     bool secrets_generated; /* development secrets came from dev-secrets.env */

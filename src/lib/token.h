@@ -15,9 +15,9 @@
 
 #include "lib/common.h"
 
-#define TOKEN_BYTES 32   /* random bytes in a token */
-#define TOKEN_LEN 43     /* base64url without padding of TOKEN_BYTES, without the NUL */
-#define TOKEN_HASH_LEN 64 /* lowercase hex SHA-256, without the NUL */
+#define TOKEN_BYTES 32        /* random bytes in a token */
+#define TOKEN_LEN 43          /* base64url without padding of TOKEN_BYTES, without the NUL */
+#define TOKEN_HASH_LEN 64     /* lowercase hex SHA-256, without the NUL */
 #define TOKEN_RECOVERY_LEN 11 /* "ABCDE-FGHJK", without the NUL */
 
 /* Initialises libsodium once for the process; aborts if it cannot (no safe randomness).

@@ -143,8 +143,9 @@ int rate_limit_check(struct ctx *c)
     char key[RL_KEY_MAX];
     snprintf(key, sizeof(key), "%s:%s:%s", kind, p->name, who);
     rl_hit(store, key, p, wall_ms(), &r);
-    /* a route's own, stricter budget counts per client IP: it guards unauthenticated flows */
-    if (r.allowed && c->route && c->route->rate_limit) {
+    /* a route's own, stricter budget counts per client IP (on the first pass, before
+     * authentication): it guards unauthenticated flows */
+    if (r.allowed && !c->user && c->route && c->route->rate_limit) {
         const struct rl_policy *rp = c->route->rate_limit;
         snprintf(key, sizeof(key), "ip:%s:%s", rp->name,
                  c->req.client_ip ? c->req.client_ip : "unknown");

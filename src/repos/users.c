@@ -54,3 +54,160 @@ json_t *users_find_by_id(struct db_conn *c, const char *tenant_id, const char *i
     db_rows_free(r);
     return u;
 }
+
+void users_email_lower(const char *email, char *out, size_t n)
+{
+    size_t i = 0;
+    for (; email[i] && i + 1 < n; i++)
+        out[i] = (email[i] >= 'A' && email[i] <= 'Z') ? (char)(email[i] + 32) : email[i];
+    out[i] = '\0';
+}
+
+int users_create(struct db_conn *c, const struct user_new *u)
+{
+    char email[256];
+    users_email_lower(u->email, email, sizeof(email));
+    int rc = db_exec(c,
+                     "INSERT INTO users (id, tenant_id, email, first_name, last_name,"
+                     " password_hash, status) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                     DB_ARGS(DB_TEXT(u->id), DB_TEXT(u->tenant_id), DB_TEXT(email),
+                             DB_TEXT(u->first_name), DB_TEXT(u->last_name),
+                             DB_TEXT(u->password_hash), DB_TEXT(u->status)));
+    return rc == 1 ? 0 : -1;
+}
+
+static void copy_text(struct db_rows *r, int i, char *out, size_t n)
+{
+    snprintf(out, n, "%s", db_is_null(r, i) ? "" : db_text(r, i));
+}
+
+int users_find_login(struct db_conn *c, const char *email, const char *tenant_slug,
+                     struct user_login *out, int max)
+{
+    char lower[256];
+    users_email_lower(email, lower, sizeof(lower));
+    struct db_rows *r = db_query(c,
+                                 "SELECT u.id, u.tenant_id, u.password_hash, u.status, t.status,"
+                                 " u.mfa_enabled FROM users u JOIN tenants t ON t.id = u.tenant_id"
+                                 " WHERE u.email = $1 AND u.deleted_at IS NULL"
+                                 " AND t.deleted_at IS NULL AND ($2 = '' OR t.slug = $2)"
+                                 " ORDER BY u.created_at LIMIT 10",
+                                 DB_ARGS(DB_TEXT(lower), DB_TEXT(tenant_slug ? tenant_slug : "")));
+    if (!r)
+        return -1;
+    int n = 0;
+    while (n < max && db_next(r)) {
+        copy_text(r, 0, out[n].id, sizeof(out[n].id));
+        copy_text(r, 1, out[n].tenant_id, sizeof(out[n].tenant_id));
+        copy_text(r, 2, out[n].password_hash, sizeof(out[n].password_hash));
+        copy_text(r, 3, out[n].status, sizeof(out[n].status));
+        copy_text(r, 4, out[n].tenant_status, sizeof(out[n].tenant_status));
+        out[n].mfa_enabled = db_bool(r, 5);
+        n++;
+    }
+    if (db_rows_error(r))
+        n = -1;
+    db_rows_free(r);
+    return n;
+}
+
+int users_set_last_login(struct db_conn *c, const char *id, const char *now)
+{
+    return db_exec(c, "UPDATE users SET last_login_at = $2 WHERE id = $1",
+                   DB_ARGS(DB_TEXT(id), DB_TEXT(now)));
+}
+
+int users_auth_load(struct db_conn *c, const char *tenant_id, const char *user_id,
+                    const char *session_id, const char *now, struct user_auth *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!uuid_valid(user_id) || !uuid_valid(session_id) || repo_tenant(c, tenant_id) < 0)
+        return 0;
+    struct db_rows *r = db_query(c,
+                                 "SELECT u.email, u.status, t.status, u.is_global_admin,"
+                                 " s.revoked_at IS NULL AND s.not_after > $4"
+                                 " FROM sessions s JOIN users u ON u.id = s.user_id"
+                                 " JOIN tenants t ON t.id = s.tenant_id"
+                                 " WHERE s.id = $1 AND s.user_id = $2 AND s.tenant_id = $3"
+                                 " AND u.deleted_at IS NULL",
+                                 DB_ARGS(DB_TEXT(session_id), DB_TEXT(user_id),
+                                         DB_TEXT(db_tenant(c)), DB_TEXT(now)));
+    if (!r)
+        return -1;
+    int found = 0;
+    if (db_next(r)) {
+        found = 1;
+        copy_text(r, 0, out->email, sizeof(out->email));
+        copy_text(r, 1, out->status, sizeof(out->status));
+        copy_text(r, 2, out->tenant_status, sizeof(out->tenant_status));
+        out->is_global_admin = db_bool(r, 3);
+        out->session_live = db_bool(r, 4);
+    } else if (db_rows_error(r)) {
+        found = -1;
+    }
+    db_rows_free(r);
+    return found;
+}
+
+json_t *users_list(struct db_conn *c, const char *tenant_id, const char *search,
+                   const char *status, long long limit, long long offset, long long *total,
+                   bool *failed)
+{
+    *failed = false;
+    *total = 0;
+    if (repo_tenant(c, tenant_id) < 0)
+        return json_array();
+    /* ILIKE on PostgreSQL; SQLite's LIKE already ignores ASCII case. '%' and '_' in the
+     * search are literal. */
+    bool pg = db_conn_dialect(c) == DB_POSTGRES;
+    char pattern[300] = "";
+    if (search && *search) {
+        size_t w = 0;
+        pattern[w++] = '%';
+        for (const char *p = search; *p && w < sizeof(pattern) - 3; p++) {
+            if (*p == '%' || *p == '_' || *p == '\\')
+                pattern[w++] = '\\';
+            pattern[w++] = *p;
+        }
+        pattern[w++] = '%';
+        pattern[w] = '\0';
+    }
+    char where[512];
+    snprintf(where, sizeof(where),
+             " FROM users WHERE tenant_id = $1 AND deleted_at IS NULL"
+             " AND ($2 = '' OR status = $2)"
+             " AND ($3 = '' OR email %1$s $3 ESCAPE '\\' OR first_name %1$s $3 ESCAPE '\\'"
+             " OR last_name %1$s $3 ESCAPE '\\')",
+             pg ? "ILIKE" : "LIKE");
+    char sql[1024];
+    snprintf(sql, sizeof(sql), "SELECT count(*)%s", where);
+    struct db_rows *r = db_query(c, sql,
+                                 DB_ARGS(DB_TEXT(db_tenant(c)), DB_TEXT(status ? status : ""),
+                                         DB_TEXT(pattern)));
+    if (!r || !db_next(r)) {
+        db_rows_free(r);
+        *failed = true;
+        return NULL;
+    }
+    *total = db_int(r, 0);
+    db_rows_free(r);
+    snprintf(sql, sizeof(sql), "SELECT " USER_COLUMNS "%s ORDER BY created_at, id LIMIT $4 OFFSET $5",
+             where);
+    r = db_query(c, sql,
+                 DB_ARGS(DB_TEXT(db_tenant(c)), DB_TEXT(status ? status : ""), DB_TEXT(pattern),
+                         DB_INT(limit), DB_INT(offset)));
+    if (!r) {
+        *failed = true;
+        return NULL;
+    }
+    json_t *a = json_array();
+    while (db_next(r))
+        json_array_append_new(a, repo_row_json(r, user_cols));
+    if (db_rows_error(r)) {
+        *failed = true;
+        json_decref(a);
+        a = NULL;
+    }
+    db_rows_free(r);
+    return a;
+}

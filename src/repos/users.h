@@ -15,4 +15,57 @@
  */
 json_t *users_find_by_id(struct db_conn *c, const char *tenant_id, const char *id, bool *failed);
 
+struct user_new {
+    const char *id; /* UUIDv7 from the caller */
+    const char *tenant_id;
+    const char *email; /* stored lower-case */
+    const char *first_name;
+    const char *last_name;
+    const char *password_hash; /* NULL for an invited user who has not set one */
+    const char *status;        /* "active", "pending" */
+};
+
+/* Inserts the user; -1 with DB_ERR_UNIQUE on c when the email is taken in the tenant. */
+int users_create(struct db_conn *c, const struct user_new *u);
+
+/* A user an email + password may sign in as (across tenants: the caller has the bypass on). */
+struct user_login {
+    char id[37];
+    char tenant_id[37];
+    char password_hash[160];
+    char status[24];
+    char tenant_status[16];
+    bool mfa_enabled;
+};
+
+/* Up to max candidates with this email (lower-cased here), optionally only in the tenant with
+ * slug tenant_slug; oldest first. Returns how many, or -1 on a database error. */
+int users_find_login(struct db_conn *c, const char *email, const char *tenant_slug,
+                     struct user_login *out, int max);
+
+int users_set_last_login(struct db_conn *c, const char *id, const char *now);
+
+/* What the auth middleware needs per request: the session is live and the user and tenant may
+ * act. One query. */
+struct user_auth {
+    char email[256];
+    char status[24];
+    char tenant_status[16];
+    bool is_global_admin;
+    bool session_live; /* not revoked and not past not_after */
+};
+
+/* 1 found, 0 no such session for this user, -1 database error. */
+int users_auth_load(struct db_conn *c, const char *tenant_id, const char *user_id,
+                    const char *session_id, const char *now, struct user_auth *out);
+
+/* The spec's UserRepository.findAll: page of users (search over email, first and last name,
+ * case-insensitive; optional status) ordered by createdAt, and the total. */
+json_t *users_list(struct db_conn *c, const char *tenant_id, const char *search,
+                   const char *status, long long limit, long long offset, long long *total,
+                   bool *failed);
+
+/* Lower-cases ASCII letters of an email into out (n bytes). */
+void users_email_lower(const char *email, char *out, size_t n);
+
 #endif

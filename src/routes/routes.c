@@ -1,15 +1,21 @@
 /* routes.c — see routes.h. */
 #include "lib/common.h"
 
+#include "routes/auth.h"
 #include "routes/docs.h"
 #include "routes/health.h"
+#include "routes/permissions.h"
 #include "routes/routes.h"
+#include "routes/users.h"
 
 const struct route_group *routes_groups(size_t *n)
 {
-    static struct route_group groups[2];
+    static struct route_group groups[5];
     groups[0] = health_routes;
     groups[1] = docs_routes;
+    groups[2] = auth_routes;
+    groups[3] = users_routes;
+    groups[4] = permissions_routes;
     *n = ARRAY_LEN(groups);
     return groups;
 }

@@ -1,0 +1,410 @@
+/* auth.c — see auth.h. */
+#include "lib/common.h"
+
+#include "http/app.h"
+#include "lib/config.h"
+#include "lib/password.h"
+#include "lib/uuid.h"
+#include "middleware/rate_limit.h"
+#include "repos/audit.h"
+#include "repos/repo.h"
+#include "repos/roles.h"
+#include "repos/sessions.h"
+#include "repos/tenants.h"
+#include "repos/users.h"
+#include "routes/auth.h"
+#include "services/auth.h"
+
+/* Sign-in, sign-up and refresh are what attackers hammer: tighter budgets per address
+ * (Supabase's defaults as a guide). */
+static const struct rl_policy rl_signin = {"auth-signin", 30, 300};
+static const struct rl_policy rl_refresh = {"auth-refresh", 150, 300};
+
+/* ---- schemas ------------------------------------------------------------------------------ */
+
+static const struct schema email_s = {
+    .type = SCHEMA_STRING, .format = SCHEMA_FMT_EMAIL, .has_max = true, .max = 255,
+    .example = "\"ann@example.com\""};
+static const struct schema password_s = {.type = SCHEMA_STRING, .has_min = true, .min = 8,
+                                         .has_max = true, .max = 256};
+static const struct schema name_s = {.type = SCHEMA_STRING, .has_min = true, .min = 1,
+                                     .has_max = true, .max = 100};
+
+static const struct schema signup_s = {
+    .type = SCHEMA_OBJECT,
+    .ref = "SignupRequest",
+    .props = (const struct schema_prop[]){
+        {"email", &email_s, true},
+        {"password", &password_s, true},
+        {"firstName", &name_s, false},
+        {"lastName", &name_s, false},
+        {"tenantName", &(const struct schema){.type = SCHEMA_STRING, .has_min = true, .min = 1,
+                                              .has_max = true, .max = 100},
+         true},
+        {NULL}}};
+
+static const struct schema login_s = {
+    .type = SCHEMA_OBJECT,
+    .ref = "LoginRequest",
+    .props = (const struct schema_prop[]){
+        {"email", &email_s, true},
+        {"password", &(const struct schema){.type = SCHEMA_STRING, .has_min = true, .min = 1,
+                                            .has_max = true, .max = 256},
+         true},
+        {"tenant", &(const struct schema){.type = SCHEMA_STRING,
+                                          .description = "Tenant slug, when the email exists in "
+                                                         "several tenants"},
+         false},
+        {NULL}}};
+
+static const struct schema refresh_s = {
+    .type = SCHEMA_OBJECT,
+    .ref = "RefreshRequest",
+    .props = (const struct schema_prop[]){
+        {"refreshToken", &(const struct schema){.type = SCHEMA_STRING, .has_min = true, .min = 1,
+                                                .has_max = true, .max = 256},
+         true},
+        {NULL}}};
+
+static const struct schema logout_s = {
+    .type = SCHEMA_OBJECT,
+    .props = (const struct schema_prop[]){
+        {"scope", &(const struct schema){.type = SCHEMA_STRING, .default_json = "\"local\"",
+                                         .enum_values = (const char *const[]){"local", "others",
+                                                                              "global", NULL}},
+         false},
+        {NULL}}};
+
+static const struct schema token_response_s = {
+    .type = SCHEMA_OBJECT,
+    .ref = "TokenResponse",
+    .allow_unknown = true,
+    .props = (const struct schema_prop[]){
+        {"accessToken", &(const struct schema){.type = SCHEMA_STRING}, true},
+        {"refreshToken", &(const struct schema){.type = SCHEMA_STRING}, true},
+        {"tokenType", &(const struct schema){.type = SCHEMA_STRING}, true},
+        {"expiresIn", &(const struct schema){.type = SCHEMA_INTEGER}, true},
+        {"expiresAt", &(const struct schema){.type = SCHEMA_INTEGER}, true},
+        {"user", &(const struct schema){.type = SCHEMA_OBJECT, .allow_unknown = true}, true},
+        {NULL}}};
+
+static const struct schema id_params_s = {
+    .type = SCHEMA_OBJECT,
+    .props = (const struct schema_prop[]){
+        {"id", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID}, true},
+        {NULL}}};
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static const char *str_field(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static void audit(struct ctx *c, struct db_conn *db, const char *tenant, const char *actor,
+                  const char *action, json_t *meta)
+{
+    struct audit_entry e = {
+        .tenant_id = tenant,
+        .actor_id = actor,
+        .action = action,
+        .resource_type = "user",
+        .resource_id = actor,
+        .ip = c->req.client_ip,
+        .user_agent = ctx_header(c, "User-Agent"),
+        .request_id = c->request_id,
+        .metadata = meta,
+    };
+    audit_write(db, &e);
+    json_decref(meta);
+}
+
+/* Keeps what was written so far (an audit row of a refused attempt) although the request is
+ * about to fail, then goes on in a fresh transaction for in_tx to roll back. */
+static int keep_then_fail(struct ctx *c, struct db_conn *db)
+{
+    if (db_commit(db) < 0 || db_begin(db) < 0)
+        return ctx_fail_db(c, db, NULL);
+    return -1;
+}
+
+/* Runs fn inside a transaction with commit or rollback. */
+static int in_tx(struct ctx *c, struct db_conn *db, int (*fn)(struct ctx *, struct db_conn *))
+{
+    if (db_begin(db) < 0)
+        return ctx_fail_db(c, db, NULL);
+    if (fn(c, db) < 0) {
+        db_rollback(db);
+        return -1;
+    }
+    if (db_commit(db) < 0)
+        return ctx_fail_db(c, db, NULL);
+    return 0;
+}
+
+/* ---- sign-up ------------------------------------------------------------------------------ */
+
+static int signup_tx(struct ctx *c, struct db_conn *db)
+{
+    json_t *b = c->body;
+    char tid[37], uid[37], slug[64], hash[PASSWORD_HASH_MAX];
+    if (password_hash(str_field(b, "password"), hash) < 0)
+        return ctx_fail(c, ZY_E_INTERNAL, "password hashing failed");
+    uuid_v7(tid);
+    uuid_v7(uid);
+    db_set_rls_bypass(db, true); /* a new tenant: system work until it exists */
+    /* sign-up owns an address across tenants (invitations may add it to others later) */
+    struct user_login existing;
+    int n = users_find_login(db, str_field(b, "email"), NULL, &existing, 1);
+    if (n < 0)
+        return ctx_fail_db(c, db, NULL);
+    if (n > 0)
+        return ctx_fail(c, ZY_E_CONFLICT, "Email is already registered");
+    if (tenants_create(db, tid, str_field(b, "tenantName"), slug) < 0 ||
+        roles_seed_system(db, tid) < 0)
+        return ctx_fail_db(c, db, NULL);
+    struct user_new u = {
+        .id = uid,
+        .tenant_id = tid,
+        .email = str_field(b, "email"),
+        .first_name = str_field(b, "firstName"),
+        .last_name = str_field(b, "lastName"),
+        .password_hash = hash,
+        .status = "active",
+    };
+    if (users_create(db, &u) < 0 || roles_assign_by_name(db, tid, uid, "owner") < 0)
+        return ctx_fail_db(c, db, "Email is already registered");
+    db_set_rls_bypass(db, false);
+    repo_tenant(db, tid);
+    audit(c, db, tid, uid, "auth.signup", json_pack("{s:s}", "tenantSlug", slug));
+    json_t *out;
+    if (auth_open_session(c, db, tid, uid, "aal1", "[\"pwd\"]", &out) < 0)
+        return -1;
+    bool failed;
+    json_object_set_new(out, "tenant", tenants_find_by_id(db, tid, &failed));
+    ctx_json(c, 201, out);
+    return 0;
+}
+
+static int signup(struct ctx *c)
+{
+    struct db_conn *db = ctx_db(c);
+    return db ? in_tx(c, db, signup_tx) : -1;
+}
+
+/* ---- sign-in ------------------------------------------------------------------------------ */
+
+#define LOGIN_CANDIDATES 5
+
+static int login_tx(struct ctx *c, struct db_conn *db)
+{
+    json_t *b = c->body;
+    const char *pw = str_field(b, "password");
+    struct user_login cand[LOGIN_CANDIDATES];
+    db_set_rls_bypass(db, true); /* the tenant is what we are finding out */
+    int n = users_find_login(db, str_field(b, "email"), str_field(b, "tenant"), cand,
+                             LOGIN_CANDIDATES);
+    db_set_rls_bypass(db, false);
+    if (n < 0)
+        return ctx_fail_db(c, db, NULL);
+    int match = -1;
+    for (int i = 0; i < n && match < 0; i++)
+        if (cand[i].password_hash[0] && password_verify(cand[i].password_hash, pw))
+            match = i;
+    if (n == 0)
+        password_verify_dummy(pw); /* an unknown email costs what a wrong password costs */
+    if (match < 0) {
+        ctx_fail(c, ZY_E_UNAUTHORIZED, "Invalid email or password");
+        if (n > 0) {
+            repo_tenant(db, cand[0].tenant_id);
+            audit(c, db, cand[0].tenant_id, NULL, "auth.login_failed",
+                  json_pack("{s:s}", "reason", "invalid_credentials"));
+            keep_then_fail(c, db);
+        }
+        return -1;
+    }
+    struct user_login *u = &cand[match];
+    repo_tenant(db, u->tenant_id);
+    if (strcmp(u->tenant_status, "active") != 0)
+        return ctx_fail_details(c, ZY_E_FORBIDDEN, 403,
+                                json_pack("{s:s}", "reason", "tenant_suspended"),
+                                "Tenant is suspended");
+    if (strcmp(u->status, "suspended") == 0)
+        return ctx_fail_details(c, ZY_E_FORBIDDEN, 403,
+                                json_pack("{s:s}", "reason", "user_suspended"),
+                                "User is suspended");
+    char now[32];
+    auth_iso(auth_now(), now);
+    users_set_last_login(db, u->id, now);
+    audit(c, db, u->tenant_id, u->id, "auth.login", NULL);
+    json_t *out;
+    if (auth_open_session(c, db, u->tenant_id, u->id, "aal1", "[\"pwd\"]", &out) < 0)
+        return -1;
+    ctx_json(c, 200, out);
+    return 0;
+}
+
+static int login(struct ctx *c)
+{
+    struct db_conn *db = ctx_db(c);
+    return db ? in_tx(c, db, login_tx) : -1;
+}
+
+/* ---- refresh ------------------------------------------------------------------------------ */
+
+static int refresh_tx(struct ctx *c, struct db_conn *db)
+{
+    const struct config *cfg = app_config(c->app);
+    struct refresh_lookup rt;
+    db_set_rls_bypass(db, true);
+    int found = refresh_find(db, str_field(c->body, "refreshToken"), &rt);
+    db_set_rls_bypass(db, false);
+    if (found < 0)
+        return ctx_fail_db(c, db, NULL);
+    char now[32];
+    int64_t now_s = auth_now();
+    auth_iso(now_s, now);
+    if (found == 0 || rt.session_revoked || strcmp(rt.not_after, now) <= 0)
+        return ctx_fail(c, ZY_E_UNAUTHORIZED, "Invalid refresh token");
+    repo_tenant(db, rt.tenant_id);
+    int marked = refresh_mark_used(db, rt.id, now);
+    if (marked < 0)
+        return ctx_fail_db(c, db, NULL);
+    if (marked == 0) {
+        /* used before: a second tab within the grace window, or a replayed stolen token */
+        char grace_start[32];
+        auth_iso(now_s - cfg->refresh_reuse_interval_s, grace_start);
+        if (rt.used_at[0] && strcmp(rt.used_at, grace_start) < 0) {
+            sessions_revoke(db, rt.tenant_id, rt.session_id, now, "token_reuse");
+            audit(c, db, rt.tenant_id, rt.user_id, "auth.token_reuse_detected",
+                  json_pack("{s:s}", "sessionId", rt.session_id));
+            /* the revocation must stick even though the request fails */
+            ctx_fail(c, ZY_E_UNAUTHORIZED, "Refresh token was already used");
+            return keep_then_fail(c, db);
+        }
+    }
+    char token[TOKEN_LEN + 1];
+    if (refresh_issue(db, rt.tenant_id, rt.session_id, rt.id, token) < 0 ||
+        sessions_touch(db, rt.session_id, now) < 0)
+        return ctx_fail_db(c, db, NULL);
+    json_t *out;
+    if (auth_token_response(c, db, rt.tenant_id, rt.user_id, rt.session_id, "aal1", token, &out) <
+        0)
+        return -1;
+    ctx_json(c, 200, out);
+    return 0;
+}
+
+static int refresh(struct ctx *c)
+{
+    struct db_conn *db = ctx_db(c);
+    return db ? in_tx(c, db, refresh_tx) : -1;
+}
+
+/* ---- sign-out and sessions ---------------------------------------------------------------- */
+
+static int logout_tx(struct ctx *c, struct db_conn *db)
+{
+    const char *scope = str_field(c->body, "scope");
+    const struct auth_user *u = c->user;
+    char now[32];
+    auth_iso(auth_now(), now);
+    int rc;
+    if (strcmp(scope, "local") == 0)
+        rc = sessions_revoke(db, u->tenant_id, u->session_id, now, "logout");
+    else
+        rc = sessions_revoke_user(db, u->tenant_id, u->id,
+                                  strcmp(scope, "others") == 0 ? u->session_id : NULL, now,
+                                  "logout");
+    if (rc < 0)
+        return ctx_fail_db(c, db, NULL);
+    audit(c, db, u->tenant_id, u->id, "auth.logout", json_pack("{s:s}", "scope", scope));
+    ctx_body(c, 204, NULL, "", 0);
+    return 0;
+}
+
+static int logout(struct ctx *c)
+{
+    struct db_conn *db = ctx_db(c);
+    return db ? in_tx(c, db, logout_tx) : -1;
+}
+
+static int list_sessions(struct ctx *c)
+{
+    struct db_conn *db = ctx_db(c);
+    if (!db)
+        return -1;
+    char now[32];
+    auth_iso(auth_now(), now);
+    bool failed;
+    json_t *a = sessions_list(db, c->user->tenant_id, c->user->id, c->user->session_id, now,
+                              &failed);
+    if (failed)
+        return ctx_fail_db(c, db, NULL);
+    ctx_json(c, 200, json_pack("{s:o}", "data", a));
+    return 0;
+}
+
+static int revoke_session(struct ctx *c)
+{
+    struct db_conn *db = ctx_db(c);
+    if (!db)
+        return -1;
+    char now[32];
+    auth_iso(auth_now(), now);
+    const char *id = json_string_value(json_object_get(c->path_params, "id"));
+    char sid[37];
+    uuid_normalize(id, sid);
+    /* only the caller's own sessions: another user's or tenant's id is simply not found */
+    int rc = db_exec(db,
+                     "UPDATE sessions SET revoked_at = $4, revoked_reason = 'revoked'"
+                     " WHERE id = $1 AND user_id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
+                     DB_ARGS(DB_TEXT(sid), DB_TEXT(c->user->id), DB_TEXT(c->user->tenant_id),
+                             DB_TEXT(now)));
+    if (rc < 0)
+        return ctx_fail_db(c, db, NULL);
+    if (rc == 0)
+        return ctx_fail(c, ZY_E_NOT_FOUND, "Session with ID %s not found", id);
+    audit(c, db, c->user->tenant_id, c->user->id, "auth.session_revoked",
+          json_pack("{s:s}", "sessionId", sid));
+    ctx_body(c, 204, NULL, "", 0);
+    return 0;
+}
+
+static const struct route routes[] = {
+    {.method = HTTP_POST, .path = "/auth/signup", .handler = signup, .tag = "Auth",
+     .summary = "Sign up", .description = "Creates a tenant and its first user (the owner), "
+                                          "signed in.",
+     .operation_id = "signup", .body = &signup_s, .rate_limit = &rl_signin,
+     .responses = (const struct route_response[]){{201, "Signed up", &token_response_s},
+                                                  {409, "Email already registered", NULL},
+                                                  {0}}},
+    {.method = HTTP_POST, .path = "/auth/login", .handler = login, .tag = "Auth",
+     .summary = "Sign in", .operation_id = "login", .body = &login_s, .rate_limit = &rl_signin,
+     .responses = (const struct route_response[]){{200, "Signed in", &token_response_s}, {0}}},
+    {.method = HTTP_POST, .path = "/auth/refresh", .handler = refresh, .tag = "Auth",
+     .summary = "Refresh the access token",
+     .description = "Rotates the refresh token. Presenting a used one again (after a short grace "
+                    "window for concurrent tabs) revokes the whole session.",
+     .operation_id = "refreshToken", .body = &refresh_s, .rate_limit = &rl_refresh,
+     .responses = (const struct route_response[]){{200, "New tokens", &token_response_s}, {0}}},
+    {.method = HTTP_POST, .path = "/auth/logout", .handler = logout, .tag = "Auth",
+     .summary = "Sign out",
+     .description = "scope local: this session; others: every other session; global: all.",
+     .operation_id = "logout", .body = &logout_s, .auth = ROUTE_AUTH,
+     .responses = (const struct route_response[]){{204, "Signed out", NULL}, {0}}},
+    {.method = HTTP_GET, .path = "/auth/sessions", .handler = list_sessions, .tag = "Auth",
+     .summary = "List my sessions", .operation_id = "listSessions", .auth = ROUTE_AUTH,
+     .responses = (const struct route_response[]){{200, "Live sessions", NULL}, {0}}},
+    {.method = HTTP_DELETE, .path = "/auth/sessions/:id", .handler = revoke_session,
+     .tag = "Auth", .summary = "Revoke one of my sessions", .operation_id = "revokeSession",
+     .params = &id_params_s, .auth = ROUTE_AUTH,
+     .responses = (const struct route_response[]){{204, "Revoked", NULL}, {0}}},
+};
+
+const struct route_group auth_routes = {
+    .prefix = "/api/v1",
+    .routes = routes,
+    .count = ARRAY_LEN(routes),
+    .tag_description = "Sign-up, sign-in, tokens and sessions.",
+};

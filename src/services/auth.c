@@ -1,0 +1,96 @@
+/* auth.c — see auth.h. */
+#include "lib/common.h"
+
+#include <time.h>
+
+#include "http/app.h"
+#include "lib/config.h"
+#include "lib/jwt.h"
+#include "repos/roles.h"
+#include "repos/sessions.h"
+#include "repos/users.h"
+#include "services/auth.h"
+
+int64_t auth_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+void auth_iso(int64_t epoch_s, char out[32])
+{
+    time_t t = (time_t)epoch_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+}
+
+int auth_token_response(struct ctx *c, struct db_conn *db, const char *tenant_id,
+                        const char *user_id, const char *session_id, const char *aal,
+                        const char *refresh_token, json_t **out)
+{
+    const struct config *cfg = app_config(c->app);
+    const char *role;
+    const char **perms;
+    size_t nperms;
+    if (roles_user_access(db, tenant_id, user_id, c->arena, &role, &perms, &nperms) < 0)
+        return ctx_fail_db(c, db, NULL);
+    bool failed;
+    json_t *user = users_find_by_id(db, tenant_id, user_id, &failed);
+    if (!user)
+        return failed ? ctx_fail_db(c, db, NULL)
+                      : ctx_fail(c, ZY_E_UNAUTHORIZED, "User not found");
+    int64_t now = auth_now();
+    char *amr[] = {"pwd", NULL};
+    struct jwt_claims cl = {
+        .sub = (char *)user_id,
+        .tid = (char *)tenant_id,
+        .role = (char *)role,
+        .perms = (char **)perms,
+        .nperms = nperms,
+        .pv = -1,
+        .sid = (char *)session_id,
+        .aal = (char *)aal,
+        .amr = amr,
+        .namr = 1,
+        .iat = now,
+        .exp = now + cfg->access_token_ttl_s,
+        .iss = cfg->api_url,
+        .aud = AUTH_AUDIENCE,
+    };
+    char *token = NULL;
+    if (jwt_sign(&cl, (const unsigned char *)cfg->jwt_secret, strlen(cfg->jwt_secret), &token) !=
+        JWT_OK) {
+        json_decref(user);
+        return ctx_fail(c, ZY_E_INTERNAL, "cannot sign the access token");
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "accessToken", json_string(token));
+    json_object_set_new(o, "refreshToken", json_string(refresh_token));
+    json_object_set_new(o, "tokenType", json_string("bearer"));
+    json_object_set_new(o, "expiresIn", json_integer(cfg->access_token_ttl_s));
+    json_object_set_new(o, "expiresAt", json_integer(now + cfg->access_token_ttl_s));
+    json_object_set_new(o, "user", user);
+    free(token);
+    *out = o;
+    return 0;
+}
+
+int auth_open_session(struct ctx *c, struct db_conn *db, const char *tenant_id,
+                      const char *user_id, const char *aal, const char *amr_json, json_t **out)
+{
+    const struct config *cfg = app_config(c->app);
+    char not_after[32], sid[37], refresh[TOKEN_LEN + 1];
+    auth_iso(auth_now() + cfg->jwt_expires_s, not_after);
+    struct session_new s = {
+        .tenant_id = tenant_id,
+        .user_id = user_id,
+        .user_agent = ctx_header(c, "User-Agent"),
+        .ip = c->req.client_ip,
+        .aal = aal,
+        .amr_json = amr_json,
+        .not_after = not_after,
+    };
+    if (sessions_create(db, &s, sid) < 0 || refresh_issue(db, tenant_id, sid, NULL, refresh) < 0)
+        return ctx_fail_db(c, db, NULL);
+    return auth_token_response(c, db, tenant_id, user_id, sid, aal, refresh, out);
+}

@@ -1,0 +1,33 @@
+/*
+ * auth.h — issuing what a successful sign-in gives: a session, a rotating refresh token and a
+ * short-lived HS256 access token whose claims carry tenant, role and permissions
+ * (the specification's on-auth-hook), shaped as the API's token response.
+ */
+#ifndef ZYGO_SERVICES_AUTH_H
+#define ZYGO_SERVICES_AUTH_H
+
+#include <jansson.h>
+
+#include "db/db.h"
+#include "http/ctx.h"
+
+#define AUTH_AUDIENCE "authenticated"
+
+/* Seconds since the epoch, and the same instant (+ offset seconds) as ISO-8601 UTC ms. */
+int64_t auth_now(void);
+void auth_iso(int64_t epoch_s, char out[32]);
+
+/*
+ * Opens a session for the user (aal, amr_json like ["pwd"]) and returns the token response
+ * {accessToken, refreshToken, tokenType, expiresIn, expiresAt, user} in *out. On the caller's
+ * connection and transaction. 0, or -1 with the error set on c (ctx_fail_db / internal).
+ */
+int auth_open_session(struct ctx *c, struct db_conn *db, const char *tenant_id,
+                      const char *user_id, const char *aal, const char *amr_json, json_t **out);
+
+/* A token response for an existing session with a new refresh token already issued. */
+int auth_token_response(struct ctx *c, struct db_conn *db, const char *tenant_id,
+                        const char *user_id, const char *session_id, const char *aal,
+                        const char *refresh_token, json_t **out);
+
+#endif

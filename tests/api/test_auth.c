@@ -1,0 +1,508 @@
+/* Identity end to end on the suite's database: sign-up, sign-in, tokens, refresh rotation and
+ * reuse detection, sign-out scopes, sessions, the auth/tenant/RBAC phases, and the
+ * specification's own Users API tests. */
+#include "lib/common.h"
+
+#include <criterion/criterion.h>
+#include <unistd.h>
+
+#include "dbtest.h"
+#include "lib/jwt.h"
+#include "lib/password.h"
+#include "lib/token.h"
+#include "services/auth.h"
+#include "support.h"
+
+static struct tenv t;
+
+static void setup(void)
+{
+    /* a grace window of 1 s keeps the reuse test short; budgets out of the way */
+    static const char *const extra[] = {"REFRESH_TOKEN_REUSE_INTERVAL=1",
+                                        "RATE_LIMIT_ENABLED=false", NULL};
+    tenv_setup(&t, extra, NULL, 0);
+}
+static void teardown(void)
+{
+    tenv_teardown(&t);
+}
+TestSuite(auth, .init = setup, .fini = teardown, .timeout = 60);
+
+/* A request with an optional bearer token and JSON body; returns status, body in *out. */
+static int req(const char *method, const char *path, const char *token, const char *body,
+               json_t **out)
+{
+    char auth[4200];
+    const char *h[3] = {"Content-Type: application/json", NULL, NULL};
+    if (token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        h[1] = auth;
+    }
+    struct ctx *c = app_request(t.app, method, path, h, body, body ? strlen(body) : 0);
+    int st = c->res.status;
+    if (out)
+        *out = ctx_body_json(c);
+    app_ctx_free(c);
+    return st;
+}
+
+static const char *jstr(json_t *o, const char *path1, const char *path2)
+{
+    json_t *v = json_object_get(o, path1);
+    if (path2)
+        v = json_object_get(v, path2);
+    return json_string_value(v);
+}
+
+struct account {
+    char access[4096];
+    char refresh[128];
+    char user_id[37];
+    char tenant_id[37];
+};
+
+static void signup(const char *email, const char *tenant, struct account *a)
+{
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"email\":\"%s\",\"password\":\"correct horse battery\",\"firstName\":\"Ann\","
+             "\"tenantName\":\"%s\"}",
+             email, tenant);
+    json_t *r;
+    int st = req("POST", "/api/v1/auth/signup", NULL, body, &r);
+    cr_assert_eq(st, 201, "signup: %d", st);
+    snprintf(a->access, sizeof(a->access), "%s", jstr(r, "accessToken", NULL));
+    snprintf(a->refresh, sizeof(a->refresh), "%s", jstr(r, "refreshToken", NULL));
+    snprintf(a->user_id, sizeof(a->user_id), "%s", jstr(r, "user", "id"));
+    snprintf(a->tenant_id, sizeof(a->tenant_id), "%s", jstr(r, "tenant", "id"));
+    json_decref(r);
+}
+
+static int login(const char *email, const char *pw, struct account *a)
+{
+    char body[512];
+    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", email, pw);
+    json_t *r;
+    int st = req("POST", "/api/v1/auth/login", NULL, body, &r);
+    if (st == 200 && a) {
+        snprintf(a->access, sizeof(a->access), "%s", jstr(r, "accessToken", NULL));
+        snprintf(a->refresh, sizeof(a->refresh), "%s", jstr(r, "refreshToken", NULL));
+        snprintf(a->user_id, sizeof(a->user_id), "%s", jstr(r, "user", "id"));
+        snprintf(a->tenant_id, sizeof(a->tenant_id), "%s", jstr(r, "user", "tenantId"));
+    }
+    json_decref(r);
+    return st;
+}
+
+/* The spec's createTestUser factory: a user in the tenant with a role and a password. */
+static void create_user(const char *tenant_id, const char *email, const char *first,
+                        const char *role, char id_out[37])
+{
+    static char hash[PASSWORD_HASH_MAX];
+    if (!hash[0])
+        cr_assert_eq(password_hash("correct horse battery", hash), 0);
+    struct db_conn *c = dbt_acquire(t.db);
+    db_set_rls_bypass(c, true);
+    uuid_v7(id_out);
+    cr_assert_eq(db_exec(c,
+                         "INSERT INTO users (id, tenant_id, email, first_name, status,"
+                         " password_hash) VALUES ($1, $2, $3, $4, 'active', $5)",
+                         DB_ARGS(DB_TEXT(id_out), DB_TEXT(tenant_id), DB_TEXT(email),
+                                 DB_TEXT(first), DB_TEXT(hash))),
+                 1, "%s", db_errmsg(c));
+    if (role)
+        cr_assert_eq(db_exec(c,
+                             "INSERT INTO user_roles (user_id, role_id, tenant_id) SELECT $1, id,"
+                             " tenant_id FROM roles WHERE tenant_id = $2 AND name = $3",
+                             DB_ARGS(DB_TEXT(id_out), DB_TEXT(tenant_id), DB_TEXT(role))),
+                     1, "%s", db_errmsg(c));
+    db_release(c);
+}
+
+static void sql_bypass(const char *sql, const char *arg)
+{
+    struct db_conn *c = dbt_acquire(t.db);
+    db_set_rls_bypass(c, true);
+    cr_assert_geq(db_exec(c, sql, DB_ARGS(DB_TEXT(arg))), 0, "%s", db_errmsg(c));
+    db_release(c);
+}
+
+static int64_t count_bypass(const char *sql, const char *arg)
+{
+    struct db_conn *c = dbt_acquire(t.db);
+    db_set_rls_bypass(c, true);
+    int64_t n = dbt_query_int(c, sql, DB_ARGS(DB_TEXT(arg)));
+    db_release(c);
+    return n;
+}
+
+Test(auth, signup_creates_tenant_owner_and_session)
+{
+    json_t *r;
+    int st = req("POST", "/api/v1/auth/signup", NULL,
+                 "{\"email\":\"Ann@Example.COM\",\"password\":\"correct horse battery\","
+                 "\"firstName\":\"Ann\",\"tenantName\":\"Acme Corp!\"}",
+                 &r);
+    cr_assert_eq(st, 201);
+    cr_assert_str_eq(jstr(r, "tokenType", NULL), "bearer");
+    cr_assert_gt(strlen(jstr(r, "accessToken", NULL)), 100);
+    cr_assert_eq(strlen(jstr(r, "refreshToken", NULL)), TOKEN_LEN);
+    cr_assert_eq(json_integer_value(json_object_get(r, "expiresIn")), 900);
+    cr_assert_str_eq(jstr(r, "user", "email"), "ann@example.com", "stored lower-case");
+    cr_assert_str_eq(jstr(r, "tenant", "slug"), "acme-corp");
+    cr_assert_str_eq(jstr(r, "tenant", "plan"), "free");
+    cr_assert_null(json_object_get(json_object_get(r, "user"), "passwordHash"));
+    const char *uid = jstr(r, "user", "id");
+    cr_assert_eq(count_bypass("SELECT count(*) FROM user_roles ur JOIN roles r ON r.id = "
+                              "ur.role_id WHERE ur.user_id = $1 AND r.name = 'owner'",
+                              uid),
+                 1, "the first user is the owner");
+    cr_assert_eq(count_bypass("SELECT count(*) FROM roles WHERE tenant_id = $1 AND is_system",
+                              jstr(r, "tenant", "id")),
+                 4);
+    cr_assert_eq(count_bypass("SELECT count(*) FROM audit_logs WHERE actor_id = $1 AND action "
+                              "= 'auth.signup'",
+                              uid),
+                 1);
+    json_decref(r);
+
+    st = req("POST", "/api/v1/auth/signup", NULL,
+             "{\"email\":\"ann@example.com\",\"password\":\"another password\","
+             "\"tenantName\":\"Acme\"}",
+             &r);
+    cr_assert_eq(st, 409);
+    cr_assert_str_eq(jstr(r, "error", NULL), "RESOURCE_CONFLICT");
+    json_decref(r);
+    /* a second tenant with the same name gets its own slug */
+    struct account b;
+    signup("bob@example.com", "Acme Corp", &b);
+    json_t *me;
+    cr_assert_eq(req("GET", "/api/v1/users/me", b.access, NULL, &me), 200);
+    json_decref(me);
+    cr_assert_eq(count_bypass("SELECT count(*) FROM tenants WHERE slug = $1", "acme-corp-2"), 1);
+}
+
+Test(auth, signup_validation)
+{
+    json_t *r;
+    cr_assert_eq(req("POST", "/api/v1/auth/signup", NULL,
+                     "{\"email\":\"nope\",\"password\":\"short\",\"tenantName\":\"\"}", &r),
+                 400);
+    cr_assert_str_eq(jstr(r, "error", NULL), "VALIDATION_ERROR");
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "details"), "issues")), 3);
+    json_decref(r);
+}
+
+Test(auth, login_success_and_uniform_failures)
+{
+    struct account a, b;
+    signup("carol@example.com", "Carol Inc", &a);
+    cr_assert_eq(login("CAROL@example.com", "correct horse battery", &b), 200);
+    cr_assert_str_eq(b.user_id, a.user_id);
+    json_t *r1, *r2;
+    cr_assert_eq(req("POST", "/api/v1/auth/login", NULL,
+                     "{\"email\":\"carol@example.com\",\"password\":\"wrong\"}", &r1),
+                 401);
+    cr_assert_eq(req("POST", "/api/v1/auth/login", NULL,
+                     "{\"email\":\"nobody@example.com\",\"password\":\"wrong\"}", &r2),
+                 401);
+    cr_assert_str_eq(jstr(r1, "error", NULL), "AUTH_UNAUTHORIZED");
+    cr_assert_str_eq(jstr(r1, "message", NULL), jstr(r2, "message", NULL),
+                     "no account enumeration");
+    json_decref(r1);
+    json_decref(r2);
+    cr_assert_eq(count_bypass("SELECT count(*) FROM audit_logs WHERE tenant_id = $1 AND action "
+                              "= 'auth.login_failed'",
+                              a.tenant_id),
+                 1, "the failed attempt is audited even though the request failed");
+    cr_assert_eq(count_bypass("SELECT count(*) FROM users WHERE id = $1 AND last_login_at IS NOT "
+                              "NULL",
+                              a.user_id),
+                 1);
+}
+
+Test(auth, suspended_tenant_and_user_are_refused)
+{
+    struct account a;
+    signup("dan@example.com", "Dan Co", &a);
+    sql_bypass("UPDATE tenants SET status = 'suspended' WHERE id = $1", a.tenant_id);
+    json_t *r;
+    cr_assert_eq(req("GET", "/api/v1/users/me", a.access, NULL, &r), 403);
+    cr_assert_str_eq(jstr(r, "error", NULL), "AUTH_FORBIDDEN");
+    cr_assert_str_eq(jstr(r, "message", NULL), "Tenant is suspended");
+    json_decref(r);
+    cr_assert_eq(login("dan@example.com", "correct horse battery", NULL), 403);
+    sql_bypass("UPDATE tenants SET status = 'active' WHERE id = $1", a.tenant_id);
+    sql_bypass("UPDATE users SET status = 'suspended' WHERE id = $1", a.user_id);
+    cr_assert_eq(req("GET", "/api/v1/users/me", a.access, NULL, NULL), 403);
+    cr_assert_eq(login("dan@example.com", "correct horse battery", NULL), 403);
+}
+
+static char *forge(const struct account *a, const char *secret, int64_t iat, int64_t exp)
+{
+    struct jwt_claims cl = {.sub = (char *)a->user_id, .tid = (char *)a->tenant_id,
+                            .role = "owner", .pv = -1, .sid = (char *)a->tenant_id,
+                            .aal = "aal1", .iat = iat, .exp = exp, .iss = t.cfg.api_url,
+                            .aud = AUTH_AUDIENCE};
+    char *tok = NULL;
+    cr_assert_eq(jwt_sign(&cl, (const unsigned char *)secret, strlen(secret), &tok), JWT_OK);
+    return tok;
+}
+
+Test(auth, bad_tokens_are_401)
+{
+    struct account a;
+    signup("erin@example.com", "Erin", &a);
+    json_t *r;
+    cr_assert_eq(req("GET", "/api/v1/users/me", NULL, NULL, &r), 401);
+    cr_assert_str_eq(jstr(r, "error", NULL), "AUTH_UNAUTHORIZED");
+    cr_assert_str_eq(jstr(r, "message", NULL), "Missing or invalid authorization header");
+    json_decref(r);
+    cr_assert_eq(req("GET", "/api/v1/users/me", "not.a.jwt", NULL, NULL), 401);
+    /* forged with another key, expired, and alg:none */
+    char *other = forge(&a, "0123456789abcdef0123456789abcdef-not-ours", auth_now(),
+                        auth_now() + 600);
+    cr_assert_eq(req("GET", "/api/v1/users/me", other, NULL, NULL), 401);
+    free(other);
+    char *expired = forge(&a, t.cfg.jwt_secret, auth_now() - 1000, auth_now() - 10);
+    cr_assert_eq(req("GET", "/api/v1/users/me", expired, NULL, NULL), 401);
+    free(expired);
+    char none[1024];
+    const char *dot = strchr(a.access, '.');
+    snprintf(none, sizeof(none), "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0%.*s.", 
+             (int)(strrchr(a.access, '.') - dot), dot);
+    cr_assert_eq(req("GET", "/api/v1/users/me", none, NULL, NULL), 401);
+    /* a valid signature but a session that does not exist */
+    char *nosession = forge(&a, t.cfg.jwt_secret, auth_now(), auth_now() + 600);
+    cr_assert_eq(req("GET", "/api/v1/users/me", nosession, NULL, NULL), 401);
+    free(nosession);
+    cr_assert_eq(req("GET", "/api/v1/users/me", a.access, NULL, NULL), 200);
+}
+
+static int refresh(const char *token, struct account *out)
+{
+    char body[256];
+    snprintf(body, sizeof(body), "{\"refreshToken\":\"%s\"}", token);
+    json_t *r;
+    int st = req("POST", "/api/v1/auth/refresh", NULL, body, &r);
+    if (st == 200 && out) {
+        snprintf(out->access, sizeof(out->access), "%s", jstr(r, "accessToken", NULL));
+        snprintf(out->refresh, sizeof(out->refresh), "%s", jstr(r, "refreshToken", NULL));
+    }
+    json_decref(r);
+    return st;
+}
+
+Test(auth, refresh_rotates_and_reuse_revokes_the_session)
+{
+    struct account a, b, c2;
+    signup("fay@example.com", "Fay", &a);
+    cr_assert_eq(refresh(a.refresh, &b), 200);
+    cr_assert_str_neq(b.refresh, a.refresh, "rotated");
+    /* a second tab presenting the same token at once still succeeds */
+    cr_assert_eq(refresh(a.refresh, &c2), 200);
+    cr_assert_eq(req("GET", "/api/v1/users/me", b.access, NULL, NULL), 200);
+    sleep(2); /* past the 1 s grace window: now it is a replay */
+    json_t *r;
+    char body[256];
+    snprintf(body, sizeof(body), "{\"refreshToken\":\"%s\"}", a.refresh);
+    cr_assert_eq(req("POST", "/api/v1/auth/refresh", NULL, body, &r), 401);
+    cr_assert_str_eq(jstr(r, "message", NULL), "Refresh token was already used");
+    json_decref(r);
+    /* the whole session is gone: its newest refresh token and its access tokens too */
+    cr_assert_eq(refresh(b.refresh, NULL), 401);
+    cr_assert_eq(req("GET", "/api/v1/users/me", b.access, NULL, NULL), 401);
+    cr_assert_eq(count_bypass("SELECT count(*) FROM audit_logs WHERE actor_id = $1 AND action "
+                              "= 'auth.token_reuse_detected'",
+                              a.user_id),
+                 1);
+    cr_assert_eq(refresh("garbage-token", NULL), 401);
+}
+
+Test(auth, logout_scopes_and_sessions)
+{
+    struct account s1, s2, s3;
+    signup("gus@example.com", "Gus", &s1);
+    cr_assert_eq(login("gus@example.com", "correct horse battery", &s2), 200);
+    cr_assert_eq(login("gus@example.com", "correct horse battery", &s3), 200);
+    json_t *r;
+    cr_assert_eq(req("GET", "/api/v1/auth/sessions", s1.access, NULL, &r), 200);
+    cr_assert_eq(json_array_size(json_object_get(r, "data")), 3);
+    json_decref(r);
+
+    cr_assert_eq(req("POST", "/api/v1/auth/logout", s1.access, "{}", NULL), 204);
+    cr_assert_eq(req("GET", "/api/v1/users/me", s1.access, NULL, NULL), 401,
+                 "a signed-out session's access token stops at once");
+    cr_assert_eq(req("GET", "/api/v1/users/me", s2.access, NULL, NULL), 200);
+
+    cr_assert_eq(req("POST", "/api/v1/auth/logout", s2.access, "{\"scope\":\"others\"}", NULL),
+                 204);
+    cr_assert_eq(req("GET", "/api/v1/users/me", s3.access, NULL, NULL), 401);
+    cr_assert_eq(req("GET", "/api/v1/users/me", s2.access, NULL, NULL), 200);
+    cr_assert_eq(req("POST", "/api/v1/auth/logout", s2.access, "{\"scope\":\"global\"}", NULL),
+                 204);
+    cr_assert_eq(req("GET", "/api/v1/users/me", s2.access, NULL, NULL), 401);
+    cr_assert_eq(req("POST", "/api/v1/auth/logout", s2.access, "{\"scope\":\"everything\"}",
+                     NULL),
+                 401);
+}
+
+Test(auth, revoke_one_session_only_my_own)
+{
+    struct account a, a2, other;
+    signup("hal@example.com", "Hal", &a);
+    cr_assert_eq(login("hal@example.com", "correct horse battery", &a2), 200);
+    signup("ivy@example.com", "Ivy", &other);
+    json_t *r;
+    cr_assert_eq(req("GET", "/api/v1/auth/sessions", a.access, NULL, &r), 200);
+    char mine[37] = "", theirs[37] = "";
+    json_t *s;
+    size_t i;
+    json_array_foreach(json_object_get(r, "data"), i, s)
+    {
+        if (!json_is_true(json_object_get(s, "current")))
+            snprintf(mine, sizeof(mine), "%s", json_string_value(json_object_get(s, "id")));
+    }
+    json_decref(r);
+    cr_assert_eq(req("GET", "/api/v1/auth/sessions", other.access, NULL, &r), 200);
+    snprintf(theirs, sizeof(theirs), "%s",
+             json_string_value(json_object_get(json_array_get(json_object_get(r, "data"), 0),
+                                               "id")));
+    json_decref(r);
+    char path[128];
+    snprintf(path, sizeof(path), "/api/v1/auth/sessions/%s", theirs);
+    cr_assert_eq(req("DELETE", path, a.access, NULL, NULL), 404, "another tenant's session");
+    snprintf(path, sizeof(path), "/api/v1/auth/sessions/%s", mine);
+    cr_assert_eq(req("DELETE", path, a.access, NULL, NULL), 204);
+    cr_assert_eq(req("GET", "/api/v1/users/me", a2.access, NULL, NULL), 401);
+    cr_assert_eq(req("GET", "/api/v1/users/me", a.access, NULL, NULL), 200);
+}
+
+/* ---- the specification's Users API tests, translated ------------------------------------ */
+
+static struct account admin;
+static void users_setup(void)
+{
+    signup("owner@example.com", "Spec Tenant", &admin);
+}
+
+Test(auth, spec_users_api_returns_paginated_users)
+{
+    users_setup();
+    char id[37];
+    create_user(admin.tenant_id, "user1@example.com", "User", "member", id);
+    create_user(admin.tenant_id, "user2@example.com", "User", "member", id);
+    json_t *body;
+    cr_assert_eq(req("GET", "/api/v1/users", admin.access, NULL, &body), 200);
+    cr_assert_eq(json_array_size(json_object_get(body, "data")), 3); /* admin + 2 users */
+    json_t *p = json_object_get(body, "pagination");
+    cr_assert_eq(json_integer_value(json_object_get(p, "total")), 3);
+    cr_assert_eq(json_integer_value(json_object_get(p, "page")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(p, "limit")), 20);
+    cr_assert_eq(json_integer_value(json_object_get(p, "totalPages")), 1);
+    json_decref(body);
+    cr_assert_eq(req("GET", "/api/v1/users?page=2&limit=2", admin.access, NULL, &body), 200);
+    cr_assert_eq(json_array_size(json_object_get(body, "data")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(body, "pagination"),
+                                                    "totalPages")),
+                 2);
+    json_decref(body);
+}
+
+Test(auth, spec_users_api_filters_by_search_term)
+{
+    users_setup();
+    char id[37];
+    create_user(admin.tenant_id, "john@example.com", "Johnny", "member", id);
+    create_user(admin.tenant_id, "jane@example.com", "Jane", "member", id);
+    json_t *body;
+    cr_assert_eq(req("GET", "/api/v1/users?search=john", admin.access, NULL, &body), 200);
+    cr_assert_eq(json_array_size(json_object_get(body, "data")), 1);
+    cr_assert_str_eq(jstr(json_array_get(json_object_get(body, "data"), 0), "email", NULL),
+                     "john@example.com");
+    json_decref(body);
+    /* case-insensitive on both databases, and '%' is literal */
+    cr_assert_eq(req("GET", "/api/v1/users?search=JOHN", admin.access, NULL, &body), 200);
+    cr_assert_eq(json_array_size(json_object_get(body, "data")), 1);
+    json_decref(body);
+    cr_assert_eq(req("GET", "/api/v1/users?search=%25", admin.access, NULL, &body), 200);
+    cr_assert_eq(json_array_size(json_object_get(body, "data")), 0);
+    json_decref(body);
+}
+
+Test(auth, spec_users_api_401_without_auth)
+{
+    cr_assert_eq(req("GET", "/api/v1/users", NULL, NULL, NULL), 401);
+}
+
+Test(auth, rbac_and_cross_tenant_isolation)
+{
+    users_setup();
+    struct account other;
+    signup("stranger@example.com", "Other Tenant", &other);
+    char nobody_id[37], viewer_id[37];
+    create_user(admin.tenant_id, "norole@example.com", "No", NULL, nobody_id);
+    create_user(admin.tenant_id, "viewer@example.com", "Vi", "viewer", viewer_id);
+    struct account nobody, viewer;
+    cr_assert_eq(login("norole@example.com", "correct horse battery", &nobody), 200);
+    cr_assert_eq(login("viewer@example.com", "correct horse battery", &viewer), 200);
+    json_t *r;
+    cr_assert_eq(req("GET", "/api/v1/users", nobody.access, NULL, &r), 403);
+    cr_assert_str_eq(jstr(r, "error", NULL), "AUTH_FORBIDDEN");
+    cr_assert_str_eq(jstr(r, "message", NULL), "Insufficient permissions");
+    json_decref(r);
+    cr_assert_eq(req("GET", "/api/v1/users/me", nobody.access, NULL, NULL), 200,
+                 "the own profile needs no permission");
+    cr_assert_eq(req("GET", "/api/v1/users", viewer.access, NULL, NULL), 200);
+    /* another tenant's user id answers 404, never 403 */
+    char path[128];
+    snprintf(path, sizeof(path), "/api/v1/users/%s", other.user_id);
+    cr_assert_eq(req("GET", path, admin.access, NULL, &r), 404);
+    cr_assert_str_eq(jstr(r, "error", NULL), "RESOURCE_NOT_FOUND");
+    json_decref(r);
+    snprintf(path, sizeof(path), "/api/v1/users/%s", viewer_id);
+    cr_assert_eq(req("GET", path, admin.access, NULL, NULL), 200);
+    cr_assert_eq(req("GET", "/api/v1/users/not-a-uuid", admin.access, NULL, NULL), 400);
+    /* permissions change at once, not when the token expires */
+    sql_bypass("DELETE FROM user_roles WHERE user_id = $1", viewer_id);
+    cr_assert_eq(req("GET", "/api/v1/users", viewer.access, NULL, NULL), 403);
+}
+
+Test(auth, global_admin_acts_in_a_tenant_by_header)
+{
+    users_setup();
+    struct account other;
+    signup("target@example.com", "Target", &other);
+    sql_bypass("UPDATE users SET is_global_admin = true WHERE id = $1", admin.user_id);
+    char hdr[128], auth_h[4200];
+    snprintf(hdr, sizeof(hdr), "X-Tenant-ID: %s", other.tenant_id);
+    snprintf(auth_h, sizeof(auth_h), "Authorization: Bearer %s", admin.access);
+    const char *h[] = {auth_h, hdr, NULL};
+    struct ctx *c = app_request(t.app, "GET", "/api/v1/users", h, NULL, 0);
+    cr_assert_eq(c->res.status, 200);
+    json_t *b = ctx_body_json(c);
+    cr_assert_str_eq(jstr(json_array_get(json_object_get(b, "data"), 0), "email", NULL),
+                     "target@example.com");
+    json_decref(b);
+    app_ctx_free(c);
+    /* a regular user's X-Tenant-ID is ignored */
+    snprintf(auth_h, sizeof(auth_h), "Authorization: Bearer %s", other.access);
+    snprintf(hdr, sizeof(hdr), "X-Tenant-ID: %s", admin.tenant_id);
+    c = app_request(t.app, "GET", "/api/v1/users", h, NULL, 0);
+    b = ctx_body_json(c);
+    cr_assert_str_eq(jstr(json_array_get(json_object_get(b, "data"), 0), "email", NULL),
+                     "target@example.com");
+    json_decref(b);
+    app_ctx_free(c);
+}
+
+Test(auth, permissions_catalogue)
+{
+    users_setup();
+    json_t *r;
+    cr_assert_eq(req("GET", "/api/v1/permissions", admin.access, NULL, &r), 200);
+    cr_assert_geq(json_array_size(json_object_get(r, "data")), 13);
+    cr_assert_eq(json_array_size(json_object_get(r, "systemRoles")), 4);
+    json_decref(r);
+    cr_assert_eq(req("GET", "/api/v1/permissions", NULL, NULL, NULL), 401);
+}
