@@ -68,7 +68,9 @@ int main(void)
     migrate_report_free(&rep);
     size_t n;
     const struct route_group *real = routes_groups(&n);
-    struct route_group groups[16];
+    struct route_group groups[32];
+    if (n >= ARRAY_LEN(groups))
+        return 1;
     memcpy(groups, real, n * sizeof(*groups));
     groups[n++] = (struct route_group){"/bench", bench_routes, ARRAY_LEN(bench_routes), NULL};
     struct app *app = app_new(&cfg, db, groups, n);
