@@ -7,6 +7,7 @@
 #include "lib/config.h"
 #include "lib/jsonx.h"
 #include "lib/log.h"
+#include "lib/secretbox.h"
 #include "lib/url.h"
 #include "middleware/auth.h"
 #include "middleware/cors.h"
@@ -32,6 +33,7 @@ struct app {
     char *openapi;
     size_t openapi_len;
     struct rl_store *rate_limits;
+    struct secretbox_keyring keyring;
     uint64_t started_ns;
 };
 
@@ -44,6 +46,8 @@ struct app *app_new(const struct config *cfg, struct db *db, const struct route_
     app->router = router_new(groups, ngroups);
     if (cfg->rate_limit_enabled)
         app->rate_limits = rl_store_new(100000);
+    secretbox_keyring_init(&app->keyring);
+    secretbox_keyring_add(&app->keyring, 1, cfg->encryption_key);
     app->started_ns = zy_now_ns();
     struct openapi_info info = {
         .title = "Zygo API",
@@ -63,6 +67,7 @@ void app_free(struct app *app)
         return;
     router_free(app->router);
     rl_store_free(app->rate_limits);
+    secretbox_keyring_free(&app->keyring);
     free(app->openapi);
     free(app);
 }
@@ -70,6 +75,11 @@ void app_free(struct app *app)
 const struct config *app_config(const struct app *app)
 {
     return app->cfg;
+}
+
+const struct secretbox_keyring *app_keyring(const struct app *app)
+{
+    return &app->keyring;
 }
 
 struct rl_store *app_rate_limits(const struct app *app)

@@ -15,6 +15,7 @@
 struct config;
 struct db;
 struct db_conn;
+struct secretbox_keyring;
 
 struct app *app_new(const struct config *cfg, struct db *db, const struct route_group *groups,
                     size_t ngroups);
@@ -23,6 +24,8 @@ void app_free(struct app *app);
 const struct config *app_config(const struct app *app);
 struct db *app_db(const struct app *app);
 const struct router *app_router(const struct app *app);
+/* The keys that seal secrets at rest (ENCRYPTION_KEY as key id 1). */
+const struct secretbox_keyring *app_keyring(const struct app *app);
 /* The rate-limit counters (NULL when rate limiting is off). */
 struct rl_store *app_rate_limits(const struct app *app);
 /* The OpenAPI document, rendered once at start. */

@@ -7,6 +7,7 @@
 #include "lib/uuid.h"
 #include "middleware/rate_limit.h"
 #include "repos/audit.h"
+#include "repos/mfa.h"
 #include "repos/repo.h"
 #include "repos/roles.h"
 #include "repos/sessions.h"
@@ -195,6 +196,7 @@ static int signup(struct ctx *c)
 /* ---- sign-in ------------------------------------------------------------------------------ */
 
 #define LOGIN_CANDIDATES 5
+#define MFA_CHALLENGE_TTL_S 300
 
 static int login_tx(struct ctx *c, struct db_conn *db)
 {
@@ -235,6 +237,19 @@ static int login_tx(struct ctx *c, struct db_conn *db)
                                 "User is suspended");
     char now[32];
     auth_iso(auth_now(), now);
+    if (u->mfa_enabled) {
+        /* the password was right; the second factor completes it at /auth/mfa/challenge */
+        char cid[37], expires[32];
+        auth_iso(auth_now() + MFA_CHALLENGE_TTL_S, expires);
+        if (mfa_challenge_create(db, u->tenant_id, u->id, ctx_header(c, "User-Agent"),
+                                 c->req.client_ip, expires, cid) < 0)
+            return ctx_fail_db(c, db, NULL);
+        audit(c, db, u->tenant_id, u->id, "auth.login_mfa_required", NULL);
+        ctx_json(c, 200,
+                 json_pack("{s:b, s:s, s:s, s:s}", "mfaRequired", 1, "challengeId", cid,
+                           "factorType", "totp", "expiresAt", expires));
+        return 0;
+    }
     users_set_last_login(db, u->id, now);
     audit(c, db, u->tenant_id, u->id, "auth.login", NULL);
     json_t *out;

@@ -40,7 +40,8 @@ int auth_token_response(struct ctx *c, struct db_conn *db, const char *tenant_id
         return failed ? ctx_fail_db(c, db, NULL)
                       : ctx_fail(c, ZY_E_UNAUTHORIZED, "User not found");
     int64_t now = auth_now();
-    char *amr[] = {"pwd", NULL};
+    /* aal2 is only ever reached with a second factor after the password */
+    char *amr[] = {"pwd", strcmp(aal, "aal2") == 0 ? "totp" : NULL, NULL};
     struct jwt_claims cl = {
         .sub = (char *)user_id,
         .tid = (char *)tenant_id,
@@ -51,7 +52,7 @@ int auth_token_response(struct ctx *c, struct db_conn *db, const char *tenant_id
         .sid = (char *)session_id,
         .aal = (char *)aal,
         .amr = amr,
-        .namr = 1,
+        .namr = amr[1] ? 2 : 1,
         .iat = now,
         .exp = now + cfg->access_token_ttl_s,
         .iss = cfg->api_url,
