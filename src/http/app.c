@@ -8,6 +8,7 @@
 #include "lib/jsonx.h"
 #include "lib/log.h"
 #include "lib/secretbox.h"
+#include "services/mailer.h"
 #include "lib/url.h"
 #include "middleware/auth.h"
 #include "middleware/cors.h"
@@ -34,6 +35,7 @@ struct app {
     size_t openapi_len;
     struct rl_store *rate_limits;
     struct secretbox_keyring keyring;
+    struct mailer *mailer;
     uint64_t started_ns;
 };
 
@@ -46,6 +48,7 @@ struct app *app_new(const struct config *cfg, struct db *db, const struct route_
     app->router = router_new(groups, ngroups);
     if (cfg->rate_limit_enabled)
         app->rate_limits = rl_store_new(100000);
+    app->mailer = mailer_new(cfg);
     secretbox_keyring_init(&app->keyring);
     secretbox_keyring_add(&app->keyring, 1, cfg->encryption_key);
     app->started_ns = zy_now_ns();
@@ -68,6 +71,7 @@ void app_free(struct app *app)
     router_free(app->router);
     rl_store_free(app->rate_limits);
     secretbox_keyring_free(&app->keyring);
+    mailer_free(app->mailer);
     free(app->openapi);
     free(app);
 }
@@ -75,6 +79,11 @@ void app_free(struct app *app)
 const struct config *app_config(const struct app *app)
 {
     return app->cfg;
+}
+
+struct mailer *app_mailer(const struct app *app)
+{
+    return app->mailer;
 }
 
 const struct secretbox_keyring *app_keyring(const struct app *app)

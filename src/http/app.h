@@ -16,6 +16,7 @@ struct config;
 struct db;
 struct db_conn;
 struct secretbox_keyring;
+struct mailer;
 
 struct app *app_new(const struct config *cfg, struct db *db, const struct route_group *groups,
                     size_t ngroups);
@@ -24,6 +25,8 @@ void app_free(struct app *app);
 const struct config *app_config(const struct app *app);
 struct db *app_db(const struct app *app);
 const struct router *app_router(const struct app *app);
+/* The outgoing mail sender (SMTP, or the development outbox). */
+struct mailer *app_mailer(const struct app *app);
 /* The keys that seal secrets at rest (ENCRYPTION_KEY as key id 1). */
 const struct secretbox_keyring *app_keyring(const struct app *app);
 /* The rate-limit counters (NULL when rate limiting is off). */

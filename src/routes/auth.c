@@ -8,6 +8,7 @@
 #include "middleware/rate_limit.h"
 #include "repos/audit.h"
 #include "repos/mfa.h"
+#include "repos/otp.h"
 #include "repos/repo.h"
 #include "repos/roles.h"
 #include "repos/sessions.h"
@@ -15,6 +16,10 @@
 #include "repos/users.h"
 #include "routes/auth.h"
 #include "services/auth.h"
+
+#define LOGIN_CANDIDATES 5
+#define MFA_CHALLENGE_TTL_S 300
+#define EMAIL_VERIFY_TTL_S (24 * 3600)
 
 /* Sign-in, sign-up and refresh are what attackers hammer: tighter budgets per address
  * (Supabase's defaults as a guide). */
@@ -178,6 +183,13 @@ static int signup_tx(struct ctx *c, struct db_conn *db)
     db_set_rls_bypass(db, false);
     repo_tenant(db, tid);
     audit(c, db, tid, uid, "auth.signup", json_pack("{s:s}", "tenantSlug", slug));
+    char expires[32], vtoken[TOKEN_LEN + 1];
+    auth_iso(auth_now() + EMAIL_VERIFY_TTL_S, expires);
+    if (otp_create(db, tid, uid, "email_verification", expires, vtoken) < 0)
+        return ctx_fail_db(c, db, NULL);
+    auth_send_link(c, str_field(b, "email"), "email_verification", "Confirm your email address",
+                   "Welcome! Please confirm your email address by opening:", "/verify-email",
+                   vtoken);
     json_t *out;
     if (auth_open_session(c, db, tid, uid, "aal1", "[\"pwd\"]", &out) < 0)
         return -1;
@@ -195,8 +207,6 @@ static int signup(struct ctx *c)
 
 /* ---- sign-in ------------------------------------------------------------------------------ */
 
-#define LOGIN_CANDIDATES 5
-#define MFA_CHALLENGE_TTL_S 300
 
 static int login_tx(struct ctx *c, struct db_conn *db)
 {

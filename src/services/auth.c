@@ -6,6 +6,8 @@
 #include "http/app.h"
 #include "lib/config.h"
 #include "lib/jwt.h"
+#include "lib/log.h"
+#include "services/mailer.h"
 #include "repos/roles.h"
 #include "repos/sessions.h"
 #include "repos/users.h"
@@ -94,4 +96,21 @@ int auth_open_session(struct ctx *c, struct db_conn *db, const char *tenant_id,
     if (sessions_create(db, &s, sid) < 0 || refresh_issue(db, tenant_id, sid, NULL, refresh) < 0)
         return ctx_fail_db(c, db, NULL);
     return auth_token_response(c, db, tenant_id, user_id, sid, aal, refresh, out);
+}
+
+int auth_send_link(struct ctx *c, const char *to, const char *kind, const char *subject,
+                   const char *intro, const char *path, const char *token)
+{
+    const struct config *cfg = app_config(c->app);
+    char *text = arena_printf(c->arena,
+                              "%s\n\n%s%s?token=%s\n\nThe link works once. If you did not ask "
+                              "for this, ignore this email.\n",
+                              intro, cfg->app_url, path, token);
+    struct mail m = {.to = to, .subject = subject, .text = text, .kind = kind};
+    char err[256];
+    if (mailer_send(app_mailer(c->app), &m, err, sizeof(err)) != MAILER_OK) {
+        log_msg(LOG_ERROR, "email (%s) not sent: %s", kind, err);
+        return -1;
+    }
+    return 0;
 }

@@ -30,4 +30,12 @@ int auth_token_response(struct ctx *c, struct db_conn *db, const char *tenant_id
                         const char *user_id, const char *session_id, const char *aal,
                         const char *refresh_token, json_t **out);
 
+/*
+ * Emails a link with a single-use token: APP_URL + path + "?token=" + token. The token only
+ * ever travels in the email; logs and audit rows never see it. Returns 0, or -1 when the
+ * message could not be sent (logged; callers answering "always 202" carry on).
+ */
+int auth_send_link(struct ctx *c, const char *to, const char *kind, const char *subject,
+                   const char *intro, const char *path, const char *token);
+
 #endif

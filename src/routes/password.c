@@ -1,0 +1,253 @@
+/* password.c — see password.h. */
+#include "lib/common.h"
+
+#include "http/app.h"
+#include "lib/password.h"
+#include "middleware/rate_limit.h"
+#include "repos/audit.h"
+#include "repos/otp.h"
+#include "repos/repo.h"
+#include "repos/sessions.h"
+#include "repos/users.h"
+#include "routes/password.h"
+#include "services/auth.h"
+
+#define RESET_TTL_S 3600
+#define VERIFY_TTL_S (24 * 3600)
+
+static const struct rl_policy rl_email = {"auth-email", 10, 3600};
+static const struct rl_policy rl_token = {"auth-token", 30, 300};
+
+static const struct schema email_s = {.type = SCHEMA_STRING, .format = SCHEMA_FMT_EMAIL,
+                                      .has_max = true, .max = 255};
+static const struct schema token_s = {.type = SCHEMA_STRING, .has_min = true, .min = 1,
+                                      .has_max = true, .max = 128};
+static const struct schema new_password_s = {.type = SCHEMA_STRING, .has_min = true, .min = 8,
+                                             .has_max = true, .max = 256};
+
+static const struct schema forgot_s = {
+    .type = SCHEMA_OBJECT,
+    .props = (const struct schema_prop[]){{"email", &email_s, true}, {NULL}}};
+static const struct schema reset_s = {
+    .type = SCHEMA_OBJECT,
+    .props = (const struct schema_prop[]){{"token", &token_s, true},
+                                          {"password", &new_password_s, true},
+                                          {NULL}}};
+static const struct schema change_s = {
+    .type = SCHEMA_OBJECT,
+    .props = (const struct schema_prop[]){
+        {"currentPassword", &(const struct schema){.type = SCHEMA_STRING, .has_max = true,
+                                                   .max = 256},
+         true},
+        {"newPassword", &new_password_s, true},
+        {NULL}}};
+static const struct schema token_only_s = {
+    .type = SCHEMA_OBJECT, .props = (const struct schema_prop[]){{"token", &token_s, true}, {NULL}}};
+
+static const char *field(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static void audit(struct ctx *c, struct db_conn *db, const char *tenant, const char *user,
+                  const char *action)
+{
+    struct audit_entry e = {.tenant_id = tenant, .actor_id = user, .action = action,
+                            .resource_type = "user", .resource_id = user,
+                            .ip = c->req.client_ip, .user_agent = ctx_header(c, "User-Agent"),
+                            .request_id = c->request_id};
+    audit_write(db, &e);
+}
+
+static int run_tx(struct ctx *c, int (*fn)(struct ctx *, struct db_conn *))
+{
+    struct db_conn *db = ctx_db(c);
+    if (!db)
+        return -1;
+    if (db_begin(db) < 0)
+        return ctx_fail_db(c, db, NULL);
+    if (fn(c, db) < 0) {
+        db_rollback(db);
+        return -1;
+    }
+    return db_commit(db) < 0 ? ctx_fail_db(c, db, NULL) : 0;
+}
+
+/* Sets a new password and ends every session of the user but keep_session (NULL: all). */
+static int set_password(struct ctx *c, struct db_conn *db, const char *tenant, const char *user,
+                        const char *pw, const char *keep_session, const char *reason)
+{
+    char hash[PASSWORD_HASH_MAX], now[32];
+    if (password_hash(pw, hash) < 0)
+        return ctx_fail(c, ZY_E_INTERNAL, "password hashing failed");
+    auth_iso(auth_now(), now);
+    if (db_exec(db,
+                "UPDATE users SET password_hash = $3, updated_at = $4 WHERE id = $2"
+                " AND tenant_id = $1",
+                DB_ARGS(DB_TEXT(tenant), DB_TEXT(user), DB_TEXT(hash), DB_TEXT(now))) != 1 ||
+        sessions_revoke_user(db, tenant, user, keep_session, now, reason) < 0)
+        return ctx_fail_db(c, db, NULL);
+    return 0;
+}
+
+static int forgot_tx(struct ctx *c, struct db_conn *db)
+{
+    struct user_login cand[5];
+    db_set_rls_bypass(db, true);
+    int n = users_find_login(db, field(c->body, "email"), NULL, cand, 5);
+    db_set_rls_bypass(db, false);
+    if (n < 0)
+        return ctx_fail_db(c, db, NULL);
+    char expires[32], token[TOKEN_LEN + 1];
+    auth_iso(auth_now() + RESET_TTL_S, expires);
+    for (int i = 0; i < n; i++) {
+        repo_tenant(db, cand[i].tenant_id);
+        if (otp_create(db, cand[i].tenant_id, cand[i].id, "password_reset", expires, token) < 0)
+            return ctx_fail_db(c, db, NULL);
+        audit(c, db, cand[i].tenant_id, cand[i].id, "auth.password_reset_requested");
+        auth_send_link(c, field(c->body, "email"), "password_reset", "Reset your password",
+                       "Someone asked to reset the password of your account. To choose a new "
+                       "one, open:",
+                       "/reset-password", token);
+    }
+    /* the same answer whether or not the address exists: no account enumeration */
+    ctx_json(c, 202, json_pack("{s:s}", "message",
+                               "If the address has an account, a reset link is on its way."));
+    return 0;
+}
+
+static int reset_tx(struct ctx *c, struct db_conn *db)
+{
+    char now[32], tenant[37], user[37];
+    auth_iso(auth_now(), now);
+    db_set_rls_bypass(db, true);
+    int ok = otp_take(db, field(c->body, "token"), "password_reset", now, tenant, user);
+    db_set_rls_bypass(db, false);
+    if (ok < 0)
+        return ctx_fail_db(c, db, NULL);
+    if (!ok)
+        return ctx_fail_details(c, ZY_E_VALIDATION, 400,
+                                json_pack("{s:s}", "reason", "invalid_or_expired_token"),
+                                "The reset link is invalid or has expired");
+    repo_tenant(db, tenant);
+    if (set_password(c, db, tenant, user, field(c->body, "password"), NULL, "password_reset") <
+        0)
+        return -1;
+    audit(c, db, tenant, user, "auth.password_reset");
+    ctx_body(c, 204, NULL, "", 0);
+    return 0;
+}
+
+static int change_tx(struct ctx *c, struct db_conn *db)
+{
+    const struct auth_user *u = c->user;
+    struct db_rows *r = db_query(db, "SELECT password_hash FROM users WHERE id = $1 AND "
+                                     "tenant_id = $2",
+                                 DB_ARGS(DB_TEXT(u->id), DB_TEXT(u->tenant_id)));
+    if (!r || !db_next(r)) {
+        db_rows_free(r);
+        return ctx_fail_db(c, db, NULL);
+    }
+    bool ok = !db_is_null(r, 0) &&
+              password_verify(db_text(r, 0), field(c->body, "currentPassword"));
+    db_rows_free(r);
+    if (!ok)
+        return ctx_fail_details(c, ZY_E_VALIDATION, 400,
+                                json_pack("{s:s}", "reason", "wrong_password"),
+                                "The current password is wrong");
+    if (set_password(c, db, u->tenant_id, u->id, field(c->body, "newPassword"), u->session_id,
+                     "password_change") < 0)
+        return -1;
+    audit(c, db, u->tenant_id, u->id, "auth.password_change");
+    ctx_body(c, 204, NULL, "", 0);
+    return 0;
+}
+
+static int verify_email_tx(struct ctx *c, struct db_conn *db)
+{
+    char now[32], tenant[37], user[37];
+    auth_iso(auth_now(), now);
+    db_set_rls_bypass(db, true);
+    int ok = otp_take(db, field(c->body, "token"), "email_verification", now, tenant, user);
+    db_set_rls_bypass(db, false);
+    if (ok < 0)
+        return ctx_fail_db(c, db, NULL);
+    if (!ok)
+        return ctx_fail_details(c, ZY_E_VALIDATION, 400,
+                                json_pack("{s:s}", "reason", "invalid_or_expired_token"),
+                                "The verification link is invalid or has expired");
+    repo_tenant(db, tenant);
+    if (db_exec(db,
+                "UPDATE users SET email_verified = $3, updated_at = $4 WHERE id = $2"
+                " AND tenant_id = $1",
+                DB_ARGS(DB_TEXT(tenant), DB_TEXT(user), DB_BOOL(true), DB_TEXT(now))) < 0)
+        return ctx_fail_db(c, db, NULL);
+    audit(c, db, tenant, user, "auth.email_verified");
+    ctx_body(c, 204, NULL, "", 0);
+    return 0;
+}
+
+static int resend_tx(struct ctx *c, struct db_conn *db)
+{
+    const struct auth_user *u = c->user;
+    bool failed;
+    json_t *me = users_find_by_id(db, u->tenant_id, u->id, &failed);
+    if (!me)
+        return ctx_fail_db(c, db, NULL);
+    bool verified = json_is_true(json_object_get(me, "emailVerified"));
+    json_decref(me);
+    if (verified)
+        return ctx_fail(c, ZY_E_CONFLICT, "Email is already verified");
+    char expires[32], token[TOKEN_LEN + 1];
+    auth_iso(auth_now() + VERIFY_TTL_S, expires);
+    if (otp_create(db, u->tenant_id, u->id, "email_verification", expires, token) < 0)
+        return ctx_fail_db(c, db, NULL);
+    auth_send_link(c, u->email, "email_verification", "Confirm your email address",
+                   "Please confirm your email address by opening:", "/verify-email", token);
+    ctx_json(c, 202, json_pack("{s:s}", "message", "A verification link is on its way."));
+    return 0;
+}
+
+#define TX_HANDLER(name)                                                                       \
+    static int name(struct ctx *c)                                                             \
+    {                                                                                          \
+        return run_tx(c, name##_tx);                                                           \
+    }
+TX_HANDLER(forgot)
+TX_HANDLER(reset)
+TX_HANDLER(change)
+TX_HANDLER(verify_email)
+TX_HANDLER(resend)
+
+static const struct route routes[] = {
+    {.method = HTTP_POST, .path = "/auth/password/forgot", .handler = forgot, .tag = "Auth",
+     .summary = "Ask for a password reset link",
+     .description = "Always 202, whether or not the address has an account.",
+     .operation_id = "passwordForgot", .body = &forgot_s, .rate_limit = &rl_email,
+     .responses = (const struct route_response[]){{202, "Accepted", NULL}, {0}}},
+    {.method = HTTP_POST, .path = "/auth/password/reset", .handler = reset, .tag = "Auth",
+     .summary = "Set a new password with a reset token", .operation_id = "passwordReset",
+     .body = &reset_s, .rate_limit = &rl_token,
+     .responses = (const struct route_response[]){{204, "Password changed; sessions ended",
+                                                   NULL},
+                                                  {0}}},
+    {.method = HTTP_POST, .path = "/auth/password/change", .handler = change, .tag = "Auth",
+     .summary = "Change my password", .operation_id = "passwordChange", .body = &change_s,
+     .auth = ROUTE_AUTH, .rate_limit = &rl_token,
+     .responses = (const struct route_response[]){{204, "Changed; other sessions ended", NULL},
+                                                  {0}}},
+    {.method = HTTP_POST, .path = "/auth/verify-email", .handler = verify_email, .tag = "Auth",
+     .summary = "Confirm an email address", .operation_id = "verifyEmail", .body = &token_only_s,
+     .rate_limit = &rl_token,
+     .responses = (const struct route_response[]){{204, "Verified", NULL}, {0}}},
+    {.method = HTTP_POST, .path = "/auth/verify-email/resend", .handler = resend, .tag = "Auth",
+     .summary = "Send the verification email again", .operation_id = "verifyEmailResend",
+     .auth = ROUTE_AUTH, .rate_limit = &rl_email,
+     .responses = (const struct route_response[]){{202, "Sent", NULL}, {0}}},
+};
+
+const struct route_group password_routes = {
+    .prefix = "/api/v1",
+    .routes = routes,
+    .count = ARRAY_LEN(routes),
+};
