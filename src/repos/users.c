@@ -211,3 +211,80 @@ json_t *users_list(struct db_conn *c, const char *tenant_id, const char *search,
     db_rows_free(r);
     return a;
 }
+
+/* API field → column, for the fields a profile update may touch. */
+static const struct {
+    const char *key;
+    const char *column;
+} user_fields[] = {
+    {"firstName", "first_name"}, {"lastName", "last_name"}, {"displayName", "display_name"},
+    {"avatar", "avatar"},        {"phone", "phone"},        {"status", "status"},
+};
+
+int users_update(struct db_conn *c, const char *tenant_id, const char *id, json_t *fields,
+                 const char *now)
+{
+    char uid[37];
+    if (!uuid_normalize(id, uid) || repo_tenant(c, tenant_id) < 0)
+        return 0;
+    /* SET list from the whitelist only: names never come from the request */
+    char sql[512];
+    size_t w = (size_t)snprintf(sql, sizeof(sql), "UPDATE users SET updated_at = $3");
+    struct db_param p[3 + ARRAY_LEN(user_fields)];
+    size_t n = 0;
+    p[n++] = DB_TEXT(uid);
+    p[n++] = DB_TEXT(db_tenant(c));
+    p[n++] = DB_TEXT(now);
+    for (size_t i = 0; i < ARRAY_LEN(user_fields); i++) {
+        json_t *v = json_object_get(fields, user_fields[i].key);
+        if (!v)
+            continue;
+        p[n] = json_is_string(v) ? DB_TEXT(json_string_value(v)) : DB_NULL;
+        n++;
+        w += (size_t)snprintf(sql + w, sizeof(sql) - w, ", %s = $%zu", user_fields[i].column, n);
+    }
+    snprintf(sql + w, sizeof(sql) - w,
+             " WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL");
+    int rc = db_exec(c, sql, p, n);
+    return rc < 0 ? -1 : rc;
+}
+
+int users_soft_delete(struct db_conn *c, const char *tenant_id, const char *id, const char *now)
+{
+    char uid[37];
+    if (!uuid_normalize(id, uid) || repo_tenant(c, tenant_id) < 0)
+        return 0;
+    int rc = db_exec(c,
+                     "UPDATE users SET deleted_at = $3, updated_at = $3 WHERE id = $1"
+                     " AND tenant_id = $2 AND deleted_at IS NULL",
+                     DB_ARGS(DB_TEXT(uid), DB_TEXT(db_tenant(c)), DB_TEXT(now)));
+    return rc < 0 ? -1 : rc;
+}
+
+long long users_count_owners(struct db_conn *c, const char *tenant_id)
+{
+    struct db_rows *r = db_query(c,
+                                 "SELECT count(*) FROM user_roles ur JOIN roles r ON r.id ="
+                                 " ur.role_id JOIN users u ON u.id = ur.user_id"
+                                 " WHERE ur.tenant_id = $1 AND r.name = 'owner'"
+                                 " AND u.deleted_at IS NULL",
+                                 DB_ARGS(DB_TEXT(tenant_id)));
+    long long n = r && db_next(r) ? db_int(r, 0) : -1;
+    db_rows_free(r);
+    return n;
+}
+
+bool users_is_owner(struct db_conn *c, const char *tenant_id, const char *id)
+{
+    char uid[37];
+    if (!uuid_normalize(id, uid))
+        return false;
+    struct db_rows *r = db_query(c,
+                                 "SELECT count(*) FROM user_roles ur JOIN roles r ON r.id ="
+                                 " ur.role_id WHERE ur.tenant_id = $1 AND ur.user_id = $2"
+                                 " AND r.name = 'owner'",
+                                 DB_ARGS(DB_TEXT(tenant_id), DB_TEXT(uid)));
+    bool owner = r && db_next(r) && db_int(r, 0) > 0;
+    db_rows_free(r);
+    return owner;
+}

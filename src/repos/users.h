@@ -65,6 +65,18 @@ json_t *users_list(struct db_conn *c, const char *tenant_id, const char *search,
                    const char *status, long long limit, long long offset, long long *total,
                    bool *failed);
 
+/* Updates the profile fields present in `fields` (camelCase API names: firstName, lastName,
+ * displayName, avatar, phone, status; JSON null clears a field) of a live user. 1 updated,
+ * 0 no such user in the tenant, -1 error. */
+int users_update(struct db_conn *c, const char *tenant_id, const char *id, json_t *fields,
+                 const char *now);
+/* Soft delete: 1 deleted, 0 no such live user, -1 error. */
+int users_soft_delete(struct db_conn *c, const char *tenant_id, const char *id, const char *now);
+/* How many live users of the tenant hold the owner role. */
+long long users_count_owners(struct db_conn *c, const char *tenant_id);
+/* True when the user holds the tenant's owner role. */
+bool users_is_owner(struct db_conn *c, const char *tenant_id, const char *id);
+
 /* Lower-cases ASCII letters of an email into out (n bytes). */
 void users_email_lower(const char *email, char *out, size_t n);
 

@@ -41,6 +41,11 @@ static const struct schema change_s = {
          true},
         {"newPassword", &new_password_s, true},
         {NULL}}};
+static const struct schema accept_s = {
+    .type = SCHEMA_OBJECT,
+    .props = (const struct schema_prop[]){{"token", &token_s, true},
+                                          {"password", &new_password_s, true},
+                                          {NULL}}};
 static const struct schema token_only_s = {
     .type = SCHEMA_OBJECT, .props = (const struct schema_prop[]){{"token", &token_s, true}, {NULL}}};
 
@@ -208,6 +213,36 @@ static int resend_tx(struct ctx *c, struct db_conn *db)
     return 0;
 }
 
+static int accept_tx(struct ctx *c, struct db_conn *db)
+{
+    char now[32], tenant[37], user[37];
+    auth_iso(auth_now(), now);
+    db_set_rls_bypass(db, true);
+    int ok = otp_take(db, field(c->body, "token"), "invitation", now, tenant, user);
+    db_set_rls_bypass(db, false);
+    if (ok < 0)
+        return ctx_fail_db(c, db, NULL);
+    if (!ok)
+        return ctx_fail_details(c, ZY_E_VALIDATION, 400,
+                                json_pack("{s:s}", "reason", "invalid_or_expired_token"),
+                                "The invitation is invalid or has expired");
+    repo_tenant(db, tenant);
+    if (set_password(c, db, tenant, user, field(c->body, "password"), NULL, "invitation") < 0)
+        return -1;
+    /* the invitation reached this address: it is verified */
+    if (db_exec(db,
+                "UPDATE users SET status = 'active', email_verified = $3 WHERE id = $2"
+                " AND tenant_id = $1 AND deleted_at IS NULL",
+                DB_ARGS(DB_TEXT(tenant), DB_TEXT(user), DB_BOOL(true))) != 1)
+        return ctx_fail_db(c, db, NULL);
+    audit(c, db, tenant, user, "auth.invitation_accepted");
+    json_t *out;
+    if (auth_open_session(c, db, tenant, user, "aal1", "[\"pwd\"]", &out) < 0)
+        return -1;
+    ctx_json(c, 200, out);
+    return 0;
+}
+
 #define TX_HANDLER(name)                                                                       \
     static int name(struct ctx *c)                                                             \
     {                                                                                          \
@@ -218,6 +253,7 @@ TX_HANDLER(reset)
 TX_HANDLER(change)
 TX_HANDLER(verify_email)
 TX_HANDLER(resend)
+TX_HANDLER(accept)
 
 static const struct route routes[] = {
     {.method = HTTP_POST, .path = "/auth/password/forgot", .handler = forgot, .tag = "Auth",
@@ -240,6 +276,11 @@ static const struct route routes[] = {
      .summary = "Confirm an email address", .operation_id = "verifyEmail", .body = &token_only_s,
      .rate_limit = &rl_token,
      .responses = (const struct route_response[]){{204, "Verified", NULL}, {0}}},
+    {.method = HTTP_POST, .path = "/auth/invitations/accept", .handler = accept, .tag = "Auth",
+     .summary = "Accept an invitation",
+     .description = "Sets the invited user's password with the emailed token and signs in.",
+     .operation_id = "acceptInvitation", .body = &accept_s, .rate_limit = &rl_token,
+     .responses = (const struct route_response[]){{200, "Signed in", NULL}, {0}}},
     {.method = HTTP_POST, .path = "/auth/verify-email/resend", .handler = resend, .tag = "Auth",
      .summary = "Send the verification email again", .operation_id = "verifyEmailResend",
      .auth = ROUTE_AUTH, .rate_limit = &rl_email,

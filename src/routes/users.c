@@ -2,8 +2,17 @@
 #include "lib/common.h"
 
 #include "http/app.h"
+#include "lib/uuid.h"
+#include "repos/audit.h"
+#include "repos/otp.h"
+#include "repos/repo.h"
+#include "repos/roles.h"
+#include "repos/sessions.h"
 #include "repos/users.h"
 #include "routes/users.h"
+#include "services/auth.h"
+
+#define INVITE_TTL_S (7 * 24 * 3600)
 
 static const struct schema user_s = {
     .type = SCHEMA_OBJECT,
@@ -78,6 +87,196 @@ static const struct schema id_params_s = {
         {"id", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID}, true},
         {NULL}}};
 
+static const struct schema opt_name_s = {.type = SCHEMA_STRING, .nullable = true,
+                                         .has_min = true, .min = 1, .has_max = true, .max = 100};
+
+/* Profile fields a user may change about themselves. */
+static const struct schema_prop profile_props[] = {
+    {"firstName", &opt_name_s, false},
+    {"lastName", &opt_name_s, false},
+    {"displayName", &(const struct schema){.type = SCHEMA_STRING, .nullable = true,
+                                           .has_max = true, .max = 200},
+     false},
+    {"avatar", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_URL,
+                                      .nullable = true, .has_max = true, .max = 2048},
+     false},
+    {"phone", &(const struct schema){.type = SCHEMA_STRING, .nullable = true, .has_max = true,
+                                     .max = 20},
+     false},
+    {NULL}};
+static const struct schema profile_s = {.type = SCHEMA_OBJECT, .ref = "ProfileUpdate",
+                                        .props = profile_props};
+
+/* …plus the account status, which only user managers set. */
+static const struct schema update_s = {
+    .type = SCHEMA_OBJECT,
+    .ref = "UserUpdate",
+    .props = (const struct schema_prop[]){
+        {"firstName", &opt_name_s, false},
+        {"lastName", &opt_name_s, false},
+        {"displayName", &(const struct schema){.type = SCHEMA_STRING, .nullable = true,
+                                               .has_max = true, .max = 200},
+         false},
+        {"avatar", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_URL,
+                                          .nullable = true, .has_max = true, .max = 2048},
+         false},
+        {"phone", &(const struct schema){.type = SCHEMA_STRING, .nullable = true,
+                                         .has_max = true, .max = 20},
+         false},
+        {"status", &(const struct schema){.type = SCHEMA_STRING,
+                                          .enum_values = (const char *const[]){"active",
+                                                                               "suspended",
+                                                                               NULL}},
+         false},
+        {NULL}}};
+
+static const struct schema invite_s = {
+    .type = SCHEMA_OBJECT,
+    .ref = "UserInvite",
+    .props = (const struct schema_prop[]){
+        {"email", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_EMAIL,
+                                         .has_max = true, .max = 255},
+         true},
+        {"firstName", &opt_name_s, false},
+        {"lastName", &opt_name_s, false},
+        {"role", &(const struct schema){.type = SCHEMA_STRING, .has_min = true, .min = 1,
+                                        .has_max = true, .max = 50, .default_json = "\"member\""},
+         false},
+        {NULL}}};
+
+static void audit_user(struct ctx *c, struct db_conn *db, const char *action, const char *id)
+{
+    struct audit_entry e = {.tenant_id = c->tenant_id, .actor_id = c->user->id, .action = action,
+                            .resource_type = "user", .resource_id = id, .ip = c->req.client_ip,
+                            .user_agent = ctx_header(c, "User-Agent"),
+                            .request_id = c->request_id};
+    audit_write(db, &e);
+}
+
+static int run_tx(struct ctx *c, int (*fn)(struct ctx *, struct db_conn *))
+{
+    struct db_conn *db = ctx_db(c);
+    if (!db)
+        return -1;
+    if (db_begin(db) < 0)
+        return ctx_fail_db(c, db, NULL);
+    if (fn(c, db) < 0) {
+        db_rollback(db);
+        return -1;
+    }
+    return db_commit(db) < 0 ? ctx_fail_db(c, db, NULL) : 0;
+}
+
+static int send_user_db(struct ctx *c, struct db_conn *db, const char *id, int status)
+{
+    bool failed;
+    json_t *u = users_find_by_id(db, c->tenant_id, id, &failed);
+    if (!u)
+        return failed ? ctx_fail_db(c, db, NULL)
+                      : ctx_fail(c, ZY_E_NOT_FOUND, "User with ID %s not found", id);
+    ctx_json(c, status, u);
+    return 0;
+}
+
+static int invite_tx(struct ctx *c, struct db_conn *db)
+{
+    char id[37], expires[32], token[TOKEN_LEN + 1];
+    uuid_v7(id);
+    repo_tenant(db, c->tenant_id);
+    struct user_new u = {
+        .id = id,
+        .tenant_id = c->tenant_id,
+        .email = json_string_value(json_object_get(c->body, "email")),
+        .first_name = json_string_value(json_object_get(c->body, "firstName")),
+        .last_name = json_string_value(json_object_get(c->body, "lastName")),
+        .status = "pending",
+    };
+    if (users_create(db, &u) < 0)
+        return ctx_fail_db(c, db, "A user with this email already exists in the tenant");
+    const char *role = json_string_value(json_object_get(c->body, "role"));
+    if (roles_assign_by_name(db, c->tenant_id, id, role) < 0)
+        return ctx_fail_details(c, ZY_E_VALIDATION, 400,
+                                json_pack("{s:[{s:s, s:s, s:s}]}", "issues", "path", "role",
+                                          "code", "custom", "message", "No such role"),
+                                "Request validation failed");
+    auth_iso(auth_now() + INVITE_TTL_S, expires);
+    if (otp_create(db, c->tenant_id, id, "invitation", expires, token) < 0)
+        return ctx_fail_db(c, db, NULL);
+    audit_user(c, db, "user.invite", id);
+    auth_send_link(c, u.email, "invitation", "You are invited to Zygo",
+                   "You have been invited to join a team. To set your password and sign in, "
+                   "open:",
+                   "/accept-invitation", token);
+    return send_user_db(c, db, id, 201);
+}
+
+static int update_tx(struct ctx *c, struct db_conn *db)
+{
+    const char *id = json_string_value(json_object_get(c->path_params, "id"));
+    const char *status = json_string_value(json_object_get(c->body, "status"));
+    char now[32];
+    auth_iso(auth_now(), now);
+    if (status && strcmp(status, "suspended") == 0 && users_is_owner(db, c->tenant_id, id) &&
+        users_count_owners(db, c->tenant_id) <= 1)
+        return ctx_fail(c, ZY_E_CONFLICT, "The last owner cannot be suspended");
+    int rc = users_update(db, c->tenant_id, id, c->body, now);
+    if (rc < 0)
+        return ctx_fail_db(c, db, NULL);
+    if (rc == 0)
+        return ctx_fail(c, ZY_E_NOT_FOUND, "User with ID %s not found", id);
+    if (status && strcmp(status, "suspended") == 0 &&
+        sessions_revoke_user(db, c->tenant_id, id, NULL, now, "user_suspended") < 0)
+        return ctx_fail_db(c, db, NULL);
+    audit_user(c, db, "user.update", id);
+    return send_user_db(c, db, id, 200);
+}
+
+static int update_me_tx(struct ctx *c, struct db_conn *db)
+{
+    char now[32];
+    auth_iso(auth_now(), now);
+    if (users_update(db, c->tenant_id, c->user->id, c->body, now) != 1)
+        return ctx_fail_db(c, db, NULL);
+    audit_user(c, db, "user.update_profile", c->user->id);
+    return send_user_db(c, db, c->user->id, 200);
+}
+
+static int delete_tx(struct ctx *c, struct db_conn *db)
+{
+    const char *id = json_string_value(json_object_get(c->path_params, "id"));
+    char now[32];
+    auth_iso(auth_now(), now);
+    if (users_is_owner(db, c->tenant_id, id) && users_count_owners(db, c->tenant_id) <= 1)
+        return ctx_fail(c, ZY_E_CONFLICT, "The last owner cannot be deleted");
+    int rc = users_soft_delete(db, c->tenant_id, id, now);
+    if (rc < 0)
+        return ctx_fail_db(c, db, NULL);
+    if (rc == 0)
+        return ctx_fail(c, ZY_E_NOT_FOUND, "User with ID %s not found", id);
+    if (sessions_revoke_user(db, c->tenant_id, id, NULL, now, "user_deleted") < 0)
+        return ctx_fail_db(c, db, NULL);
+    audit_user(c, db, "user.delete", id);
+    ctx_body(c, 204, NULL, "", 0);
+    return 0;
+}
+
+static int invite_user(struct ctx *c)
+{
+    return run_tx(c, invite_tx);
+}
+static int update_user(struct ctx *c)
+{
+    return run_tx(c, update_tx);
+}
+static int update_me(struct ctx *c)
+{
+    return run_tx(c, update_me_tx);
+}
+static int delete_user(struct ctx *c)
+{
+    return run_tx(c, delete_tx);
+}
+
 static int list_users(struct ctx *c)
 {
     struct db_conn *db = ctx_db(c);
@@ -134,6 +333,28 @@ static const struct route routes[] = {
     {.method = HTTP_GET, .path = "/users/me", .handler = get_me, .tag = "Users",
      .summary = "My profile", .operation_id = "getMe", .auth = ROUTE_AUTH,
      .responses = (const struct route_response[]){{200, "The signed-in user", &user_s}, {0}}},
+    {.method = HTTP_PATCH, .path = "/users/me", .handler = update_me, .tag = "Users",
+     .summary = "Update my profile", .operation_id = "updateMe", .body = &profile_s,
+     .auth = ROUTE_AUTH,
+     .responses = (const struct route_response[]){{200, "Updated", &user_s}, {0}}},
+    {.method = HTTP_POST, .path = "/users", .handler = invite_user, .tag = "Users",
+     .summary = "Invite a user",
+     .description = "Creates a pending user with a role and emails an invitation link that "
+                    "sets the password.",
+     .operation_id = "inviteUser", .body = &invite_s, .auth = ROUTE_AUTH,
+     .permission = "canManageUsers",
+     .responses = (const struct route_response[]){{201, "Invited", &user_s},
+                                                  {409, "Email taken in the tenant", NULL},
+                                                  {0}}},
+    {.method = HTTP_PATCH, .path = "/users/:id", .handler = update_user, .tag = "Users",
+     .summary = "Update a user", .operation_id = "updateUser", .params = &id_params_s,
+     .body = &update_s, .auth = ROUTE_AUTH, .permission = "canManageUsers",
+     .responses = (const struct route_response[]){{200, "Updated", &user_s}, {0}}},
+    {.method = HTTP_DELETE, .path = "/users/:id", .handler = delete_user, .tag = "Users",
+     .summary = "Delete a user", .description = "Soft delete; the user's sessions end.",
+     .operation_id = "deleteUser", .params = &id_params_s, .auth = ROUTE_AUTH,
+     .permission = "canManageUsers",
+     .responses = (const struct route_response[]){{204, "Deleted", NULL}, {0}}},
     {.method = HTTP_GET, .path = "/users/:id", .handler = get_user, .tag = "Users",
      .summary = "Get a user", .operation_id = "getUser", .params = &id_params_s,
      .auth = ROUTE_AUTH, .permission = "canViewUsers",
