@@ -20,7 +20,9 @@
 #include "lib/jsonx.h"
 #include "lib/log.h"
 #include "routes/routes.h"
+#include "services/admin_cli.h"
 #include "services/database.h"
+#include "services/oauth.h"
 
 extern char **environ;
 
@@ -92,7 +94,14 @@ static int no_opts(int opt, const char *arg)
 static int load_config(struct config *cfg)
 {
     struct config_errors errs;
-    if (config_load(cfg, environ, &errs) == 0)
+    int rc = config_load(cfg, environ, &errs);
+    if (rc == 0) {
+        /* OAuth providers are configuration too: every problem before anything starts */
+        struct oauth_providers ps;
+        rc = oauth_providers_load(&ps, oauth_envp_get, cfg->vars, cfg->api_url, &errs);
+        oauth_providers_free(&ps);
+    }
+    if (rc == 0)
         return 0;
     fprintf(stderr, "zygo: invalid configuration (%zu problem%s):\n", errs.n,
             errs.n == 1 ? "" : "s");
@@ -269,6 +278,8 @@ static const struct command commands[] = {
     {"migrate", "Apply pending database migrations and exit.", "zygo migrate", cmd_migrate},
     {"openapi", "Print the OpenAPI 3.1 document of the API.", "zygo openapi", cmd_openapi},
     {"version", "Print the version.", "zygo version", cmd_version},
+    {"admin", "Administer the installation: make a user a global admin.",
+     "zygo admin create --email EMAIL [--tenant SLUG]", admin_cli},
     {"help", "Show the commands, or the usage of one.", "zygo help [COMMAND]", cmd_help},
 };
 

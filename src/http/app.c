@@ -9,6 +9,7 @@
 #include "lib/log.h"
 #include "lib/secretbox.h"
 #include "services/mailer.h"
+#include "services/oauth.h"
 #include "lib/url.h"
 #include "middleware/auth.h"
 #include "middleware/cors.h"
@@ -36,6 +37,7 @@ struct app {
     struct rl_store *rate_limits;
     struct secretbox_keyring keyring;
     struct mailer *mailer;
+    struct oauth_providers oauth;
     uint64_t started_ns;
 };
 
@@ -49,6 +51,12 @@ struct app *app_new(const struct config *cfg, struct db *db, const struct route_
     if (cfg->rate_limit_enabled)
         app->rate_limits = rl_store_new(100000);
     app->mailer = mailer_new(cfg);
+    struct config_errors oerr = {0};
+    /* main checked these at start; an app built elsewhere (tests) just logs */
+    if (oauth_providers_load(&app->oauth, oauth_envp_get, cfg->vars, cfg->api_url, &oerr) < 0)
+        for (size_t i = 0; i < oerr.n; i++)
+            log_msg(LOG_WARN, "oauth: %s", oerr.v[i]);
+    config_errors_free(&oerr);
     secretbox_keyring_init(&app->keyring);
     secretbox_keyring_add(&app->keyring, 1, cfg->encryption_key);
     app->started_ns = zy_now_ns();
@@ -72,6 +80,7 @@ void app_free(struct app *app)
     rl_store_free(app->rate_limits);
     secretbox_keyring_free(&app->keyring);
     mailer_free(app->mailer);
+    oauth_providers_free(&app->oauth);
     free(app->openapi);
     free(app);
 }
@@ -79,6 +88,11 @@ void app_free(struct app *app)
 const struct config *app_config(const struct app *app)
 {
     return app->cfg;
+}
+
+const struct oauth_providers *app_oauth(const struct app *app)
+{
+    return &app->oauth;
 }
 
 struct mailer *app_mailer(const struct app *app)

@@ -17,6 +17,7 @@ struct db;
 struct db_conn;
 struct secretbox_keyring;
 struct mailer;
+struct oauth_providers;
 
 struct app *app_new(const struct config *cfg, struct db *db, const struct route_group *groups,
                     size_t ngroups);
@@ -25,6 +26,8 @@ void app_free(struct app *app);
 const struct config *app_config(const struct app *app);
 struct db *app_db(const struct app *app);
 const struct router *app_router(const struct app *app);
+/* The configured OAuth/OIDC providers (OAUTH_*). */
+const struct oauth_providers *app_oauth(const struct app *app);
 /* The outgoing mail sender (SMTP, or the development outbox). */
 struct mailer *app_mailer(const struct app *app);
 /* The keys that seal secrets at rest (ENCRYPTION_KEY as key id 1). */

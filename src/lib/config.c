@@ -495,7 +495,15 @@ int config_load(struct config *cfg, char *const *envp, struct config_errors *err
     cfg->http_workers = (int)get_int(&s, "HTTP_WORKERS", 8, 1, 256);
     cfg->shutdown_timeout_s = (int)get_int(&s, "SHUTDOWN_TIMEOUT", 20, 0, 600);
 
-    free_pairs(s.dotenv, s.ndotenv);
+    size_t nenv = 0;
+    while (envp && envp[nenv])
+        nenv++;
+    cfg->vars = xcalloc(nenv + s.ndotenv + 1, sizeof(char *));
+    for (size_t i = 0; i < nenv; i++)
+        cfg->vars[i] = xstrdup(envp[i]);
+    for (size_t i = 0; i < s.ndotenv; i++)
+        cfg->vars[nenv + i] = s.dotenv[i]; /* handed over */
+    free(s.dotenv);
     free_pairs(s.dev, s.ndev);
     return errs->n ? -1 : 0;
 }
@@ -523,6 +531,10 @@ void config_free(struct config *cfg)
         free(*strs[i]);
         *strs[i] = NULL;
     }
+    for (size_t i = 0; cfg->vars && cfg->vars[i]; i++)
+        free(cfg->vars[i]);
+    free(cfg->vars);
+    cfg->vars = NULL;
     for (size_t i = 0; i < cfg->ncors_origins; i++)
         free(cfg->cors_origins[i]);
     free(cfg->cors_origins);

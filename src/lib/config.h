@@ -61,6 +61,10 @@ struct config {
     enum log_level log_level;
     bool log_pretty_allowed; /* development: pretty output when stdout is a terminal */
 
+    /* Every variable as loaded (environment first, then .env), NULL-terminated "NAME=value",
+     * for modules that read families of variables (OAUTH_<NAME>_*). */
+    char **vars;
+
     /* HTTP limits (ours; see README) */
     size_t http_body_limit;
     size_t http_header_limit;

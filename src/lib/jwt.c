@@ -13,6 +13,8 @@
 #define HS256_SIG_LEN 43   /* base64url of a 32-byte HMAC-SHA256, no padding */
 #define HEADER_MAX_LEN 512 /* our header is 36 characters; room for kid and friends */
 #define JTI_BYTES 16
+/* base64url of {"alg":"HS256","typ":"JWT"}, the header libjwt writes for us. */
+#define OUR_HEADER "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
 
 /* ---- signing ---- */
 
@@ -277,13 +279,16 @@ int jwt_verify(const char *token, const unsigned char *key, size_t keylen, const
 
     if (head_len > HEADER_MAX_LEN)
         return fail(JWT_EMALFORMED, "malformed token", reason);
-    json_t *head = segment_json(token, head_len);
-    if (!head)
-        return fail(JWT_EMALFORMED, "malformed header", reason);
-    bool alg_ok = header_ok(head);
-    json_decref(head);
-    if (!alg_ok)
-        return fail(JWT_EALG, "algorithm not allowed", reason);
+    /* Every token jwt_sign makes carries the same header bytes: skip parsing those. */
+    if (head_len != sizeof(OUR_HEADER) - 1 || memcmp(token, OUR_HEADER, head_len) != 0) {
+        json_t *head = segment_json(token, head_len);
+        if (!head)
+            return fail(JWT_EMALFORMED, "malformed header", reason);
+        bool alg_ok = header_ok(head);
+        json_decref(head);
+        if (!alg_ok)
+            return fail(JWT_EALG, "algorithm not allowed", reason);
+    }
 
     token_crypto_init();
     if (!signature_ok(token, (size_t)(dot2 - token), dot2 + 1, sig_len, key, keylen))

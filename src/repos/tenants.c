@@ -60,7 +60,7 @@ json_t *tenants_find_by_id(struct db_conn *c, const char *id, bool *failed)
 {
     *failed = false;
     char tid[37];
-    if (!uuid_normalize(id, tid))
+    if (!uuid_normalize(id, tid) || repo_tenant(c, tid) < 0)
         return NULL;
     struct db_rows *r = db_query(c,
                                  "SELECT id, slug, name, plan, settings, status, created_at,"
@@ -77,4 +77,20 @@ json_t *tenants_find_by_id(struct db_conn *c, const char *id, bool *failed)
         *failed = true;
     db_rows_free(r);
     return t;
+}
+
+int tenants_update(struct db_conn *c, const char *id, const char *name, const char *slug,
+                   const char *settings_json, const char *now)
+{
+    char tid[37];
+    if (!uuid_normalize(id, tid) || repo_tenant(c, tid) < 0)
+        return 0;
+    /* one statement, so fields the caller leaves out cannot be overwritten by a concurrent
+     * change read earlier */
+    return db_exec(c,
+                   "UPDATE tenants SET name = COALESCE($2, name), slug = COALESCE($3, slug),"
+                   " settings = COALESCE($4, settings), updated_at = $5"
+                   " WHERE id = $1 AND deleted_at IS NULL",
+                   DB_ARGS(DB_TEXT(tid), DB_TEXT(name), DB_TEXT(slug), DB_TEXT(settings_json),
+                           DB_TEXT(now)));
 }

@@ -292,6 +292,21 @@ static int refresh_tx(struct ctx *c, struct db_conn *db)
     if (found == 0 || rt.session_revoked || strcmp(rt.not_after, now) <= 0)
         return ctx_fail(c, ZY_E_UNAUTHORIZED, "Invalid refresh token");
     repo_tenant(db, rt.tenant_id);
+    /* a suspended tenant or user gets no new tokens either */
+    struct user_auth ua;
+    int live = users_auth_load(db, rt.tenant_id, rt.user_id, rt.session_id, now, &ua);
+    if (live < 0)
+        return ctx_fail_db(c, db, NULL);
+    if (live == 0)
+        return ctx_fail(c, ZY_E_UNAUTHORIZED, "Invalid refresh token");
+    if (strcmp(ua.tenant_status, "active") != 0)
+        return ctx_fail_details(c, ZY_E_FORBIDDEN, 403,
+                                json_pack("{s:s}", "reason", "tenant_suspended"),
+                                "Tenant is suspended");
+    if (strcmp(ua.status, "suspended") == 0)
+        return ctx_fail_details(c, ZY_E_FORBIDDEN, 403,
+                                json_pack("{s:s}", "reason", "user_suspended"),
+                                "User is suspended");
     int marked = refresh_mark_used(db, rt.id, now);
     if (marked < 0)
         return ctx_fail_db(c, db, NULL);

@@ -221,6 +221,13 @@ Test(auth, login_success_and_uniform_failures)
                  1);
 }
 
+static int refresh_status(const char *token)
+{
+    char body[256];
+    snprintf(body, sizeof(body), "{\"refreshToken\":\"%s\"}", token);
+    return req("POST", "/api/v1/auth/refresh", NULL, body, NULL);
+}
+
 Test(auth, suspended_tenant_and_user_are_refused)
 {
     struct account a;
@@ -232,6 +239,7 @@ Test(auth, suspended_tenant_and_user_are_refused)
     cr_assert_str_eq(jstr(r, "message", NULL), "Tenant is suspended");
     json_decref(r);
     cr_assert_eq(login("dan@example.com", "correct horse battery", NULL), 403);
+    cr_assert_eq(refresh_status(a.refresh), 403, "no new tokens for a suspended tenant");
     sql_bypass("UPDATE tenants SET status = 'active' WHERE id = $1", a.tenant_id);
     sql_bypass("UPDATE users SET status = 'suspended' WHERE id = $1", a.user_id);
     cr_assert_eq(req("GET", "/api/v1/users/me", a.access, NULL, NULL), 403);

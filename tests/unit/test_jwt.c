@@ -213,6 +213,8 @@ Test(jwt, libjwt_accepts_what_we_sign)
     cr_assert_eq(jwt_decode(&j, t, key, (int)KEYLEN), 0);
     cr_assert_eq(jwt_get_alg(j), JWT_ALG_HS256);
     cr_assert_str_eq(jwt_get_header(j, "typ"), "JWT");
+    /* The header verification's fast path expects exactly these bytes. */
+    cr_assert_eq(strncmp(t, "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.", 37), 0, "%s", t);
     cr_assert_str_eq(jwt_get_grant(j, "sub"), in.sub);
     cr_assert_eq(jwt_get_grant_int(j, "exp"), NOW + 900);
     jwt_free(j);
@@ -296,6 +298,8 @@ Test(jwt, header_typ_and_crit)
                  JWT_EALG);
     cr_assert_eq(verify_forged("{\"alg\":\"HS256\",\"alg\":\"none\"}", GOOD_PAYLOAD, NULL),
                  JWT_EMALFORMED, "duplicate header keys");
+    cr_assert_eq(verify_forged("{\"alg\":\"HS256\\u0000x\"}", GOOD_PAYLOAD, NULL), JWT_EMALFORMED,
+                 "jansson refuses NUL inside strings, so strcmp cannot be fooled");
     cr_assert_eq(verify_forged("[\"HS256\"]", GOOD_PAYLOAD, NULL), JWT_EMALFORMED);
     cr_assert_eq(verify_forged("HS256", GOOD_PAYLOAD, NULL), JWT_EMALFORMED);
 }

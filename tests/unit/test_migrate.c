@@ -135,6 +135,8 @@ Test(migrate, fresh_database_applies_embedded_0001_once)
     cr_assert(iso_ms_utc(db_text(r, 3)), "%s", db_text(r, 3));
     cr_assert(db_next(r));
     cr_assert_str_eq(db_text(r, 1), "0002_identity");
+    cr_assert(db_next(r));
+    cr_assert_str_eq(db_text(r, 1), "0003_identities");
     cr_assert_not(db_next(r));
     db_rows_free(r);
     db_release(c);
