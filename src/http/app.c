@@ -318,3 +318,17 @@ int ctx_fail_db(struct ctx *c, struct db_conn *conn, const char *conflict)
         return ctx_fail(c, ZY_E_INTERNAL, "database: %s", db_errmsg(conn));
     }
 }
+
+int ctx_tx(struct ctx *c, int (*fn)(struct ctx *c, struct db_conn *db))
+{
+    struct db_conn *db = ctx_db(c);
+    if (!db)
+        return -1;
+    if (db_begin(db) < 0)
+        return ctx_fail_db(c, db, NULL);
+    if (fn(c, db) < 0) {
+        db_rollback(db);
+        return -1;
+    }
+    return db_commit(db) < 0 ? ctx_fail_db(c, db, NULL) : 0;
+}

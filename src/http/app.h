@@ -64,6 +64,10 @@ struct ctx *app_request(const struct app *app, const char *method, const char *t
  * unavailable. */
 struct db_conn *ctx_db(struct ctx *c);
 
+/* Runs fn(c, db) in one transaction on this request's connection: committed when fn returns
+ * 0, rolled back when it fails (fn has set the error). Returns fn's result. */
+int ctx_tx(struct ctx *c, int (*fn)(struct ctx *c, struct db_conn *db));
+
 /* Maps the last error on conn to the API: unavailable or busy → 503 (Retry-After), unique
  * violation → 409 with `conflict` as message, anything else → 500 (logged, never shown).
  * Returns -1 for `return ctx_fail_db(...)`. */

@@ -126,26 +126,12 @@ static void audit(struct ctx *c, struct db_conn *db, const char *tenant, const c
 }
 
 /* Keeps what was written so far (an audit row of a refused attempt) although the request is
- * about to fail, then goes on in a fresh transaction for in_tx to roll back. */
+ * about to fail, then goes on in a fresh transaction for ctx_tx to roll back. */
 static int keep_then_fail(struct ctx *c, struct db_conn *db)
 {
     if (db_commit(db) < 0 || db_begin(db) < 0)
         return ctx_fail_db(c, db, NULL);
     return -1;
-}
-
-/* Runs fn inside a transaction with commit or rollback. */
-static int in_tx(struct ctx *c, struct db_conn *db, int (*fn)(struct ctx *, struct db_conn *))
-{
-    if (db_begin(db) < 0)
-        return ctx_fail_db(c, db, NULL);
-    if (fn(c, db) < 0) {
-        db_rollback(db);
-        return -1;
-    }
-    if (db_commit(db) < 0)
-        return ctx_fail_db(c, db, NULL);
-    return 0;
 }
 
 /* ---- sign-up ------------------------------------------------------------------------------ */
@@ -201,8 +187,7 @@ static int signup_tx(struct ctx *c, struct db_conn *db)
 
 static int signup(struct ctx *c)
 {
-    struct db_conn *db = ctx_db(c);
-    return db ? in_tx(c, db, signup_tx) : -1;
+    return ctx_tx(c, signup_tx);
 }
 
 /* ---- sign-in ------------------------------------------------------------------------------ */
@@ -271,8 +256,7 @@ static int login_tx(struct ctx *c, struct db_conn *db)
 
 static int login(struct ctx *c)
 {
-    struct db_conn *db = ctx_db(c);
-    return db ? in_tx(c, db, login_tx) : -1;
+    return ctx_tx(c, login_tx);
 }
 
 /* ---- refresh ------------------------------------------------------------------------------ */
@@ -337,8 +321,7 @@ static int refresh_tx(struct ctx *c, struct db_conn *db)
 
 static int refresh(struct ctx *c)
 {
-    struct db_conn *db = ctx_db(c);
-    return db ? in_tx(c, db, refresh_tx) : -1;
+    return ctx_tx(c, refresh_tx);
 }
 
 /* ---- sign-out and sessions ---------------------------------------------------------------- */
@@ -365,8 +348,7 @@ static int logout_tx(struct ctx *c, struct db_conn *db)
 
 static int logout(struct ctx *c)
 {
-    struct db_conn *db = ctx_db(c);
-    return db ? in_tx(c, db, logout_tx) : -1;
+    return ctx_tx(c, logout_tx);
 }
 
 static int list_sessions(struct ctx *c)

@@ -235,31 +235,17 @@ static int disable_tx(struct ctx *c, struct db_conn *db)
     return 0;
 }
 
-static int run_tx(struct ctx *c, int (*fn)(struct ctx *, struct db_conn *))
-{
-    struct db_conn *db = ctx_db(c);
-    if (!db)
-        return -1;
-    if (db_begin(db) < 0)
-        return ctx_fail_db(c, db, NULL);
-    if (fn(c, db) < 0) {
-        db_rollback(db);
-        return -1;
-    }
-    return db_commit(db) < 0 ? ctx_fail_db(c, db, NULL) : 0;
-}
-
 static int verify(struct ctx *c)
 {
-    return run_tx(c, verify_tx);
+    return ctx_tx(c, verify_tx);
 }
 static int challenge(struct ctx *c)
 {
-    return run_tx(c, challenge_tx);
+    return ctx_tx(c, challenge_tx);
 }
 static int disable(struct ctx *c)
 {
-    return run_tx(c, disable_tx);
+    return ctx_tx(c, disable_tx);
 }
 
 static const struct route routes[] = {

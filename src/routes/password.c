@@ -64,20 +64,6 @@ static void audit(struct ctx *c, struct db_conn *db, const char *tenant, const c
     audit_write(db, &e);
 }
 
-static int run_tx(struct ctx *c, int (*fn)(struct ctx *, struct db_conn *))
-{
-    struct db_conn *db = ctx_db(c);
-    if (!db)
-        return -1;
-    if (db_begin(db) < 0)
-        return ctx_fail_db(c, db, NULL);
-    if (fn(c, db) < 0) {
-        db_rollback(db);
-        return -1;
-    }
-    return db_commit(db) < 0 ? ctx_fail_db(c, db, NULL) : 0;
-}
-
 /* Sets a new password and ends every session of the user but keep_session (NULL: all). */
 static int set_password(struct ctx *c, struct db_conn *db, const char *tenant, const char *user,
                         const char *pw, const char *keep_session, const char *reason)
@@ -246,7 +232,7 @@ static int accept_tx(struct ctx *c, struct db_conn *db)
 #define TX_HANDLER(name)                                                                       \
     static int name(struct ctx *c)                                                             \
     {                                                                                          \
-        return run_tx(c, name##_tx);                                                           \
+        return ctx_tx(c, name##_tx);                                                           \
     }
 TX_HANDLER(forgot)
 TX_HANDLER(reset)

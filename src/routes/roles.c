@@ -500,76 +500,30 @@ static int unassign_role_tx(struct ctx *c, struct db_conn *db)
     return 0;
 }
 
-/* Each change runs in one transaction with its audit row: committed when the *_tx function
- * succeeds, rolled back when it fails. (auth.c's in_tx does this; until it is shared, inline.) */
+/* Each change runs in one transaction with its audit row (ctx_tx). */
 static int create_role(struct ctx *c)
 {
-    struct db_conn *db = ctx_db(c);
-    if (!db)
-        return -1;
-    if (db_begin(db) < 0)
-        return ctx_fail_db(c, db, NULL);
-    if (create_role_tx(c, db) < 0) {
-        db_rollback(db);
-        return -1;
-    }
-    return db_commit(db) < 0 ? ctx_fail_db(c, db, NULL) : 0;
+    return ctx_tx(c, create_role_tx);
 }
 
 static int update_role(struct ctx *c)
 {
-    struct db_conn *db = ctx_db(c);
-    if (!db)
-        return -1;
-    if (db_begin(db) < 0)
-        return ctx_fail_db(c, db, NULL);
-    if (update_role_tx(c, db) < 0) {
-        db_rollback(db);
-        return -1;
-    }
-    return db_commit(db) < 0 ? ctx_fail_db(c, db, NULL) : 0;
+    return ctx_tx(c, update_role_tx);
 }
 
 static int delete_role(struct ctx *c)
 {
-    struct db_conn *db = ctx_db(c);
-    if (!db)
-        return -1;
-    if (db_begin(db) < 0)
-        return ctx_fail_db(c, db, NULL);
-    if (delete_role_tx(c, db) < 0) {
-        db_rollback(db);
-        return -1;
-    }
-    return db_commit(db) < 0 ? ctx_fail_db(c, db, NULL) : 0;
+    return ctx_tx(c, delete_role_tx);
 }
 
 static int assign_role(struct ctx *c)
 {
-    struct db_conn *db = ctx_db(c);
-    if (!db)
-        return -1;
-    if (db_begin(db) < 0)
-        return ctx_fail_db(c, db, NULL);
-    if (assign_role_tx(c, db) < 0) {
-        db_rollback(db);
-        return -1;
-    }
-    return db_commit(db) < 0 ? ctx_fail_db(c, db, NULL) : 0;
+    return ctx_tx(c, assign_role_tx);
 }
 
 static int unassign_role(struct ctx *c)
 {
-    struct db_conn *db = ctx_db(c);
-    if (!db)
-        return -1;
-    if (db_begin(db) < 0)
-        return ctx_fail_db(c, db, NULL);
-    if (unassign_role_tx(c, db) < 0) {
-        db_rollback(db);
-        return -1;
-    }
-    return db_commit(db) < 0 ? ctx_fail_db(c, db, NULL) : 0;
+    return ctx_tx(c, unassign_role_tx);
 }
 
 /* ---- the table ---------------------------------------------------------------------------- */

@@ -183,8 +183,8 @@ static int update_current(struct ctx *c)
                                 "Request validation failed");
     }
     json_decref(issues);
-    /* the change and its audit row in one transaction (auth.c's in_tx does this; until it is
-     * shared, inline) */
+    /* the change and its audit row in one transaction (ctx_tx's pattern, with the serialised
+     * settings as an extra argument) */
     int rc = -1;
     struct db_conn *db = ctx_db(c);
     if (!db)

@@ -153,20 +153,6 @@ static void audit_user(struct ctx *c, struct db_conn *db, const char *action, co
     audit_write(db, &e);
 }
 
-static int run_tx(struct ctx *c, int (*fn)(struct ctx *, struct db_conn *))
-{
-    struct db_conn *db = ctx_db(c);
-    if (!db)
-        return -1;
-    if (db_begin(db) < 0)
-        return ctx_fail_db(c, db, NULL);
-    if (fn(c, db) < 0) {
-        db_rollback(db);
-        return -1;
-    }
-    return db_commit(db) < 0 ? ctx_fail_db(c, db, NULL) : 0;
-}
-
 static int send_user_db(struct ctx *c, struct db_conn *db, const char *id, int status)
 {
     bool failed;
@@ -262,19 +248,19 @@ static int delete_tx(struct ctx *c, struct db_conn *db)
 
 static int invite_user(struct ctx *c)
 {
-    return run_tx(c, invite_tx);
+    return ctx_tx(c, invite_tx);
 }
 static int update_user(struct ctx *c)
 {
-    return run_tx(c, update_tx);
+    return ctx_tx(c, update_tx);
 }
 static int update_me(struct ctx *c)
 {
-    return run_tx(c, update_me_tx);
+    return ctx_tx(c, update_me_tx);
 }
 static int delete_user(struct ctx *c)
 {
-    return run_tx(c, delete_tx);
+    return ctx_tx(c, delete_tx);
 }
 
 static int list_users(struct ctx *c)

@@ -149,7 +149,8 @@ static int64_t audit_count(const char *tenant_id, const char *action)
     struct db_conn *c = dbt_acquire(t.db);
     db_set_rls_bypass(c, true);
     int64_t n = dbt_query_int(c,
-                              "SELECT count(*) FROM audit_logs WHERE tenant_id = $1 AND action = $2",
+                              "SELECT count(*) FROM audit_logs WHERE tenant_id = $1"
+                              " AND action = $2",
                               DB_ARGS(DB_TEXT(tenant_id), DB_TEXT(action)));
     db_release(c);
     return n;
@@ -550,7 +551,8 @@ Test(roles, no_privilege_escalation)
                  403);
     /* a role holding more than the admin is out of their reach, even to change or delete */
     char biller[37];
-    cr_assert_eq(create_role(o.access, "{\"name\":\"Biller\",\"permissions\":[\"canManageBilling\"]}",
+    cr_assert_eq(create_role(o.access,
+                             "{\"name\":\"Biller\",\"permissions\":[\"canManageBilling\"]}",
                              biller, NULL),
                  201);
     cr_assert_eq(on_role("PATCH", biller, admin.access, "{\"permissions\":[]}", NULL), 403);
