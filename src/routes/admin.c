@@ -2,6 +2,7 @@
 #include "lib/common.h"
 
 #include "http/app.h"
+#include "http/pagination.h"
 #include "lib/jsonx.h"
 #include "repos/admin.h"
 #include "repos/audit.h"
@@ -24,15 +25,15 @@ static const struct schema admin_tenant_s = {
         {"name", &str_s, true},
         {"plan", &str_s, true},
         {"settings", &(const struct schema){.type = SCHEMA_OBJECT, .allow_unknown = true}, true},
-        {"status", &(const struct schema){.type = SCHEMA_STRING,
-                                          .enum_values = (const char *const[]){"active",
-                                                                               "suspended",
-                                                                               NULL}},
+        {"status",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .enum_values = (const char *const[]){"active", "suspended", NULL}},
          true},
         {"createdAt", &datetime_s, true},
         {"updatedAt", &datetime_s, true},
-        {"userCount", &(const struct schema){.type = SCHEMA_INTEGER,
-                                             .description = "Users of the tenant (not deleted)"},
+        {"userCount",
+         &(const struct schema){.type = SCHEMA_INTEGER,
+                                .description = "Users of the tenant (not deleted)"},
          true},
         {NULL}}};
 
@@ -52,8 +53,9 @@ static const struct schema admin_user_s = {
         {"emailVerified", &bool_s, true},
         {"phoneVerified", &bool_s, true},
         {"mfaEnabled", &bool_s, true},
-        {"lastLoginAt", &(const struct schema){.type = SCHEMA_STRING,
-                                               .format = SCHEMA_FMT_DATETIME, .nullable = true},
+        {"lastLoginAt",
+         &(const struct schema){
+             .type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME, .nullable = true},
          true},
         {"createdAt", &datetime_s, true},
         {"updatedAt", &datetime_s, true},
@@ -62,22 +64,12 @@ static const struct schema admin_user_s = {
         {"tenantName", &str_s, true},
         {NULL}}};
 
-static const struct schema pagination_s = {
-    .type = SCHEMA_OBJECT,
-    .ref = "Pagination",
-    .props = (const struct schema_prop[]){
-        {"page", &(const struct schema){.type = SCHEMA_INTEGER}, true},
-        {"limit", &(const struct schema){.type = SCHEMA_INTEGER}, true},
-        {"total", &(const struct schema){.type = SCHEMA_INTEGER}, true},
-        {"totalPages", &(const struct schema){.type = SCHEMA_INTEGER}, true},
-        {NULL}}};
-
 static const struct schema tenant_list_s = {
     .type = SCHEMA_OBJECT,
     .ref = "AdminTenantList",
     .props = (const struct schema_prop[]){
         {"data", &(const struct schema){.type = SCHEMA_ARRAY, .items = &admin_tenant_s}, true},
-        {"pagination", &pagination_s, true},
+        {"pagination", &pagination_schema, true},
         {NULL}}};
 
 static const struct schema user_list_s = {
@@ -85,49 +77,44 @@ static const struct schema user_list_s = {
     .ref = "AdminUserList",
     .props = (const struct schema_prop[]){
         {"data", &(const struct schema){.type = SCHEMA_ARRAY, .items = &admin_user_s}, true},
-        {"pagination", &pagination_s, true},
+        {"pagination", &pagination_schema, true},
         {NULL}}};
 
-static const struct schema page_s = {.type = SCHEMA_INTEGER, .coerce = true, .has_min = true,
-                                     .min = 1, .has_max = true, .max = 1000000,
-                                     .default_json = "1"};
-static const struct schema limit_s = {.type = SCHEMA_INTEGER, .coerce = true, .has_min = true,
-                                      .min = 1, .has_max = true, .max = 100,
-                                      .default_json = "20"};
-static const struct schema search_s = {.type = SCHEMA_STRING, .has_max = true, .max = 100,
-                                       .example = "\"acme\""};
+static const struct schema search_s = {
+    .type = SCHEMA_STRING, .has_max = true, .max = 100, .example = "\"acme\""};
 
 static const struct schema tenants_query_s = {
     .type = SCHEMA_OBJECT,
     .props = (const struct schema_prop[]){
         {"search", &search_s, false},
-        {"status", &(const struct schema){.type = SCHEMA_STRING,
-                                          .enum_values = (const char *const[]){"active",
-                                                                               "suspended",
-                                                                               NULL}},
+        {"status",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .enum_values = (const char *const[]){"active", "suspended", NULL}},
          false},
-        {"page", &page_s, false},
-        {"limit", &limit_s, false},
+        {"page", &pagination_page_schema, false},
+        {"limit", &pagination_limit_schema, false},
         {NULL}}};
 
 static const struct schema users_query_s = {
     .type = SCHEMA_OBJECT,
     .props = (const struct schema_prop[]){
         {"search", &search_s, false},
-        {"tenantId", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID,
-                                            .description = "Only users of this tenant"},
+        {"tenantId",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .format = SCHEMA_FMT_UUID,
+                                .description = "Only users of this tenant"},
          false},
-        {"status", &(const struct schema){.type = SCHEMA_STRING,
-                                          .enum_values = (const char *const[]){"active", "pending",
-                                                                               "suspended", NULL}},
+        {"status",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .enum_values =
+                                    (const char *const[]){"active", "pending", "suspended", NULL}},
          false},
-        {"page", &page_s, false},
-        {"limit", &limit_s, false},
+        {"page", &pagination_page_schema, false},
+        {"limit", &pagination_limit_schema, false},
         {NULL}}};
 
 static const struct schema id_params_s = {
-    .type = SCHEMA_OBJECT,
-    .props = (const struct schema_prop[]){{"id", &uuid_s, true}, {NULL}}};
+    .type = SCHEMA_OBJECT, .props = (const struct schema_prop[]){{"id", &uuid_s, true}, {NULL}}};
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -156,13 +143,6 @@ static struct db_conn *admin_db(struct ctx *c)
     return db;
 }
 
-static json_t *page_envelope(json_t *data, json_int_t page, json_int_t limit, long long total)
-{
-    return json_pack("{s:o, s:{s:I, s:I, s:I, s:I}}", "data", data, "pagination", "page", page,
-                     "limit", limit, "total", (json_int_t)total, "totalPages",
-                     (json_int_t)((total + limit - 1) / limit));
-}
-
 /* ---- tenants ------------------------------------------------------------------------------ */
 
 static int list_tenants(struct ctx *c)
@@ -170,15 +150,15 @@ static int list_tenants(struct ctx *c)
     struct db_conn *db = admin_db(c);
     if (!db)
         return -1;
-    json_int_t page = json_integer_value(json_object_get(c->query, "page"));
-    json_int_t limit = json_integer_value(json_object_get(c->query, "limit"));
+    struct page pg;
+    pagination_from_query(c, &pg);
     long long total;
     bool failed;
-    json_t *data = admin_tenants_list(db, q_str(c, "search"), q_str(c, "status"), limit,
-                                      (page - 1) * limit, &total, &failed);
+    json_t *data = admin_tenants_list(db, q_str(c, "search"), q_str(c, "status"), pg.limit,
+                                      pg.offset, &total, &failed);
     if (failed)
         return ctx_fail_db(c, db, NULL);
-    ctx_json(c, 200, page_envelope(data, page, limit, total));
+    ctx_json(c, 200, pagination_envelope(data, &pg, total));
     return 0;
 }
 
@@ -200,8 +180,7 @@ static int get_tenant(struct ctx *c)
 
 /* Moves the tenant to status `to` and audits it, in one transaction. Refused tenants' users
  * are then turned away by the auth phase on their next request ("Tenant is suspended"). */
-static int change_status_tx(struct ctx *c, struct db_conn *db, const char *to,
-                            const char *action)
+static int change_status_tx(struct ctx *c, struct db_conn *db, const char *to, const char *action)
 {
     const char *id = json_string_value(json_object_get(c->path_params, "id"));
     bool failed;
@@ -277,58 +256,82 @@ static int list_users(struct ctx *c)
     struct db_conn *db = admin_db(c);
     if (!db)
         return -1;
-    json_int_t page = json_integer_value(json_object_get(c->query, "page"));
-    json_int_t limit = json_integer_value(json_object_get(c->query, "limit"));
+    struct page pg;
+    pagination_from_query(c, &pg);
     long long total;
     bool failed;
     json_t *data = admin_users_list(db, q_str(c, "search"), q_str(c, "tenantId"),
-                                    q_str(c, "status"), limit, (page - 1) * limit, &total,
-                                    &failed);
+                                    q_str(c, "status"), pg.limit, pg.offset, &total, &failed);
     if (failed)
         return ctx_fail_db(c, db, NULL);
-    ctx_json(c, 200, page_envelope(data, page, limit, total));
+    ctx_json(c, 200, pagination_envelope(data, &pg, total));
     return 0;
 }
 
 /* ---- table -------------------------------------------------------------------------------- */
 
 static const struct route routes[] = {
-    {.method = HTTP_GET, .path = "/admin/tenants", .handler = list_tenants, .tag = "Admin",
+    {.method = HTTP_GET,
+     .path = "/admin/tenants",
+     .handler = list_tenants,
+     .tag = "Admin",
      .summary = "List tenants",
      .description = "Every tenant, newest first; search matches name or slug. Global admins "
                     "only.",
-     .operation_id = "adminListTenants", .query = &tenants_query_s, .auth = ROUTE_AUTH,
+     .operation_id = "adminListTenants",
+     .query = &tenants_query_s,
+     .auth = ROUTE_AUTH,
      .permission = ADMIN_PERMISSION,
      .responses = (const struct route_response[]){{200, "Tenants", &tenant_list_s}, {0}}},
-    {.method = HTTP_GET, .path = "/admin/tenants/:id", .handler = get_tenant, .tag = "Admin",
-     .summary = "Get a tenant", .description = "Global admins only.",
-     .operation_id = "adminGetTenant", .params = &id_params_s, .auth = ROUTE_AUTH,
+    {.method = HTTP_GET,
+     .path = "/admin/tenants/:id",
+     .handler = get_tenant,
+     .tag = "Admin",
+     .summary = "Get a tenant",
+     .description = "Global admins only.",
+     .operation_id = "adminGetTenant",
+     .params = &id_params_s,
+     .auth = ROUTE_AUTH,
      .permission = ADMIN_PERMISSION,
      .responses = (const struct route_response[]){{200, "The tenant", &admin_tenant_s}, {0}}},
-    {.method = HTTP_POST, .path = "/admin/tenants/:id/suspend", .handler = suspend_tenant,
-     .tag = "Admin", .summary = "Suspend a tenant",
+    {.method = HTTP_POST,
+     .path = "/admin/tenants/:id/suspend",
+     .handler = suspend_tenant,
+     .tag = "Admin",
+     .summary = "Suspend a tenant",
      .description = "Its users are refused (403 \"Tenant is suspended\") from their next "
                     "request and cannot sign in until it is reactivated. Audited as "
                     "admin.tenant_suspend. Global admins only.",
-     .operation_id = "adminSuspendTenant", .params = &id_params_s, .auth = ROUTE_AUTH,
+     .operation_id = "adminSuspendTenant",
+     .params = &id_params_s,
+     .auth = ROUTE_AUTH,
      .permission = ADMIN_PERMISSION,
-     .responses = (const struct route_response[]){{200, "The suspended tenant",
-                                                   &admin_tenant_s},
+     .responses = (const struct route_response[]){{200, "The suspended tenant", &admin_tenant_s},
                                                   {409, "The tenant is already suspended", NULL},
                                                   {0}}},
-    {.method = HTTP_POST, .path = "/admin/tenants/:id/reactivate", .handler = reactivate_tenant,
-     .tag = "Admin", .summary = "Reactivate a tenant",
+    {.method = HTTP_POST,
+     .path = "/admin/tenants/:id/reactivate",
+     .handler = reactivate_tenant,
+     .tag = "Admin",
+     .summary = "Reactivate a tenant",
      .description = "Lifts a suspension. Audited as admin.tenant_reactivate. Global admins only.",
-     .operation_id = "adminReactivateTenant", .params = &id_params_s, .auth = ROUTE_AUTH,
+     .operation_id = "adminReactivateTenant",
+     .params = &id_params_s,
+     .auth = ROUTE_AUTH,
      .permission = ADMIN_PERMISSION,
      .responses = (const struct route_response[]){{200, "The active tenant", &admin_tenant_s},
                                                   {409, "The tenant is already active", NULL},
                                                   {0}}},
-    {.method = HTTP_GET, .path = "/admin/users", .handler = list_users, .tag = "Admin",
+    {.method = HTTP_GET,
+     .path = "/admin/users",
+     .handler = list_users,
+     .tag = "Admin",
      .summary = "List users across tenants",
      .description = "Users of every tenant, newest first; search matches email, first and last "
                     "name. Global admins only.",
-     .operation_id = "adminListUsers", .query = &users_query_s, .auth = ROUTE_AUTH,
+     .operation_id = "adminListUsers",
+     .query = &users_query_s,
+     .auth = ROUTE_AUTH,
      .permission = ADMIN_PERMISSION,
      .responses = (const struct route_response[]){{200, "Users", &user_list_s}, {0}}},
 };

@@ -2,6 +2,7 @@
 #include "lib/common.h"
 
 #include "http/app.h"
+#include "http/pagination.h"
 #include "repos/audit.h"
 #include "routes/audit.h"
 
@@ -14,10 +15,12 @@ static const struct schema audit_log_s = {
         {"id", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID}, true},
         {"tenantId", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID},
          true},
-        {"actorId", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID,
-                                           .nullable = true,
-                                           .description = "Who acted; null when nobody was "
-                                                          "signed in (a failed sign-in)"},
+        {"actorId",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .format = SCHEMA_FMT_UUID,
+                                .nullable = true,
+                                .description = "Who acted; null when nobody was "
+                                               "signed in (a failed sign-in)"},
          true},
         {"action", &(const struct schema){.type = SCHEMA_STRING, .example = "\"auth.login\""},
          true},
@@ -26,23 +29,14 @@ static const struct schema audit_log_s = {
         {"ip", &nullable_str_s, true},
         {"userAgent", &nullable_str_s, true},
         {"requestId", &nullable_str_s, true},
-        {"metadata", &(const struct schema){.type = SCHEMA_OBJECT, .allow_unknown = true,
-                                            .description = "Details of the action; never "
-                                                           "tokens, passwords or secrets"},
+        {"metadata",
+         &(const struct schema){.type = SCHEMA_OBJECT,
+                                .allow_unknown = true,
+                                .description = "Details of the action; never "
+                                               "tokens, passwords or secrets"},
          true},
-        {"createdAt", &(const struct schema){.type = SCHEMA_STRING,
-                                             .format = SCHEMA_FMT_DATETIME},
+        {"createdAt", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME},
          true},
-        {NULL}}};
-
-static const struct schema pagination_s = {
-    .type = SCHEMA_OBJECT,
-    .ref = "Pagination",
-    .props = (const struct schema_prop[]){
-        {"page", &(const struct schema){.type = SCHEMA_INTEGER}, true},
-        {"limit", &(const struct schema){.type = SCHEMA_INTEGER}, true},
-        {"total", &(const struct schema){.type = SCHEMA_INTEGER}, true},
-        {"totalPages", &(const struct schema){.type = SCHEMA_INTEGER}, true},
         {NULL}}};
 
 static const struct schema audit_list_s = {
@@ -50,44 +44,53 @@ static const struct schema audit_list_s = {
     .ref = "AuditLogList",
     .props = (const struct schema_prop[]){
         {"data", &(const struct schema){.type = SCHEMA_ARRAY, .items = &audit_log_s}, true},
-        {"pagination", &pagination_s, true},
+        {"pagination", &pagination_schema, true},
         {NULL}}};
 
 static const struct schema list_query_s = {
     .type = SCHEMA_OBJECT,
     .props = (const struct schema_prop[]){
-        {"actorId", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID,
-                                           .description = "Only actions by this user"},
+        {"actorId",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .format = SCHEMA_FMT_UUID,
+                                .description = "Only actions by this user"},
          false},
-        {"action", &(const struct schema){.type = SCHEMA_STRING, .has_min = true, .min = 1,
-                                          .has_max = true, .max = 101,
-                                          .description = "Exact action, or a prefix ending in "
-                                                         "'*' (auth.* is every auth event)",
-                                          .example = "\"auth.*\""},
+        {"action",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .has_min = true,
+                                .min = 1,
+                                .has_max = true,
+                                .max = 101,
+                                .description = "Exact action, or a prefix ending in "
+                                               "'*' (auth.* is every auth event)",
+                                .example = "\"auth.*\""},
          false},
-        {"resourceType", &(const struct schema){.type = SCHEMA_STRING, .has_min = true,
-                                                .min = 1, .has_max = true, .max = 50,
-                                                .example = "\"user\""},
+        {"resourceType",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .has_min = true,
+                                .min = 1,
+                                .has_max = true,
+                                .max = 50,
+                                .example = "\"user\""},
          false},
-        {"resourceId", &(const struct schema){.type = SCHEMA_STRING, .has_min = true, .min = 1,
-                                              .has_max = true, .max = 100},
+        {"resourceId",
+         &(const struct schema){
+             .type = SCHEMA_STRING, .has_min = true, .min = 1, .has_max = true, .max = 100},
          false},
-        {"from", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME,
-                                        .description = "Created at or after (inclusive)",
-                                        .example = "\"2026-01-01T00:00:00Z\""},
+        {"from",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .format = SCHEMA_FMT_DATETIME,
+                                .description = "Created at or after (inclusive)",
+                                .example = "\"2026-01-01T00:00:00Z\""},
          false},
-        {"to", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME,
-                                      .description = "Created before (exclusive)",
-                                      .example = "\"2026-02-01T00:00:00Z\""},
+        {"to",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .format = SCHEMA_FMT_DATETIME,
+                                .description = "Created before (exclusive)",
+                                .example = "\"2026-02-01T00:00:00Z\""},
          false},
-        {"page", &(const struct schema){.type = SCHEMA_INTEGER, .coerce = true, .has_min = true,
-                                        .min = 1, .has_max = true, .max = 1000000,
-                                        .default_json = "1"},
-         false},
-        {"limit", &(const struct schema){.type = SCHEMA_INTEGER, .coerce = true, .has_min = true,
-                                         .min = 1, .has_max = true, .max = 100,
-                                         .default_json = "20"},
-         false},
+        {"page", &pagination_page_schema, false},
+        {"limit", &pagination_limit_schema, false},
         {NULL}}};
 
 static const struct schema id_params_s = {
@@ -106,8 +109,8 @@ static int list_audit(struct ctx *c)
     struct db_conn *db = ctx_db(c);
     if (!db)
         return -1;
-    json_int_t page = json_integer_value(json_object_get(c->query, "page"));
-    json_int_t limit = json_integer_value(json_object_get(c->query, "limit"));
+    struct page pg;
+    pagination_from_query(c, &pg);
     struct audit_filter f = {
         .actor_id = q_str(c, "actorId"),
         .action = q_str(c, "action"),
@@ -118,13 +121,10 @@ static int list_audit(struct ctx *c)
     };
     long long total;
     bool failed;
-    json_t *data = audit_list(db, c->tenant_id, &f, limit, (page - 1) * limit, &total, &failed);
+    json_t *data = audit_list(db, c->tenant_id, &f, pg.limit, pg.offset, &total, &failed);
     if (failed)
         return ctx_fail_db(c, db, NULL);
-    ctx_json(c, 200,
-             json_pack("{s:o, s:{s:I, s:I, s:I, s:I}}", "data", data, "pagination", "page", page,
-                       "limit", limit, "total", (json_int_t)total, "totalPages",
-                       (json_int_t)((total + limit - 1) / limit)));
+    ctx_json(c, 200, pagination_envelope(data, &pg, total));
     return 0;
 }
 
@@ -145,17 +145,27 @@ static int get_audit(struct ctx *c)
 }
 
 static const struct route routes[] = {
-    {.method = HTTP_GET, .path = "/audit", .handler = list_audit, .tag = "Audit",
+    {.method = HTTP_GET,
+     .path = "/audit",
+     .handler = list_audit,
+     .tag = "Audit",
      .summary = "List audit log entries",
      .description = "The tenant's audit log, newest first. Filters combine (AND); from is "
                     "inclusive, to exclusive.",
-     .operation_id = "listAuditLogs", .query = &list_query_s, .auth = ROUTE_AUTH,
+     .operation_id = "listAuditLogs",
+     .query = &list_query_s,
+     .auth = ROUTE_AUTH,
      .permission = "canViewAuditLogs",
-     .responses = (const struct route_response[]){{200, "Audit log entries", &audit_list_s},
-                                                  {0}}},
-    {.method = HTTP_GET, .path = "/audit/:id", .handler = get_audit, .tag = "Audit",
-     .summary = "Get an audit log entry", .operation_id = "getAuditLog", .params = &id_params_s,
-     .auth = ROUTE_AUTH, .permission = "canViewAuditLogs",
+     .responses = (const struct route_response[]){{200, "Audit log entries", &audit_list_s}, {0}}},
+    {.method = HTTP_GET,
+     .path = "/audit/:id",
+     .handler = get_audit,
+     .tag = "Audit",
+     .summary = "Get an audit log entry",
+     .operation_id = "getAuditLog",
+     .params = &id_params_s,
+     .auth = ROUTE_AUTH,
+     .permission = "canViewAuditLogs",
      .responses = (const struct route_response[]){{200, "The entry", &audit_log_s}, {0}}},
 };
 

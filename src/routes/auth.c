@@ -28,13 +28,15 @@ static const struct rl_policy rl_refresh = {"auth-refresh", 150, 300};
 
 /* ---- schemas ------------------------------------------------------------------------------ */
 
-static const struct schema email_s = {
-    .type = SCHEMA_STRING, .format = SCHEMA_FMT_EMAIL, .has_max = true, .max = 255,
-    .example = "\"ann@example.com\""};
-static const struct schema password_s = {.type = SCHEMA_STRING, .has_min = true, .min = 8,
-                                         .has_max = true, .max = 256};
-static const struct schema name_s = {.type = SCHEMA_STRING, .has_min = true, .min = 1,
-                                     .has_max = true, .max = 100};
+static const struct schema email_s = {.type = SCHEMA_STRING,
+                                      .format = SCHEMA_FMT_EMAIL,
+                                      .has_max = true,
+                                      .max = 255,
+                                      .example = "\"ann@example.com\""};
+static const struct schema password_s = {
+    .type = SCHEMA_STRING, .has_min = true, .min = 8, .has_max = true, .max = 256};
+static const struct schema name_s = {
+    .type = SCHEMA_STRING, .has_min = true, .min = 1, .has_max = true, .max = 100};
 
 static const struct schema signup_s = {
     .type = SCHEMA_OBJECT,
@@ -44,8 +46,9 @@ static const struct schema signup_s = {
         {"password", &password_s, true},
         {"firstName", &name_s, false},
         {"lastName", &name_s, false},
-        {"tenantName", &(const struct schema){.type = SCHEMA_STRING, .has_min = true, .min = 1,
-                                              .has_max = true, .max = 100},
+        {"tenantName",
+         &(const struct schema){
+             .type = SCHEMA_STRING, .has_min = true, .min = 1, .has_max = true, .max = 100},
          true},
         {NULL}}};
 
@@ -54,12 +57,14 @@ static const struct schema login_s = {
     .ref = "LoginRequest",
     .props = (const struct schema_prop[]){
         {"email", &email_s, true},
-        {"password", &(const struct schema){.type = SCHEMA_STRING, .has_min = true, .min = 1,
-                                            .has_max = true, .max = 256},
+        {"password",
+         &(const struct schema){
+             .type = SCHEMA_STRING, .has_min = true, .min = 1, .has_max = true, .max = 256},
          true},
-        {"tenant", &(const struct schema){.type = SCHEMA_STRING,
-                                          .description = "Tenant slug, when the email exists in "
-                                                         "several tenants"},
+        {"tenant",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .description = "Tenant slug, when the email exists in "
+                                               "several tenants"},
          false},
         {NULL}}};
 
@@ -67,17 +72,20 @@ static const struct schema refresh_s = {
     .type = SCHEMA_OBJECT,
     .ref = "RefreshRequest",
     .props = (const struct schema_prop[]){
-        {"refreshToken", &(const struct schema){.type = SCHEMA_STRING, .has_min = true, .min = 1,
-                                                .has_max = true, .max = 256},
+        {"refreshToken",
+         &(const struct schema){
+             .type = SCHEMA_STRING, .has_min = true, .min = 1, .has_max = true, .max = 256},
          true},
         {NULL}}};
 
 static const struct schema logout_s = {
     .type = SCHEMA_OBJECT,
     .props = (const struct schema_prop[]){
-        {"scope", &(const struct schema){.type = SCHEMA_STRING, .default_json = "\"local\"",
-                                         .enum_values = (const char *const[]){"local", "others",
-                                                                              "global", NULL}},
+        {"scope",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .default_json = "\"local\"",
+                                .enum_values =
+                                    (const char *const[]){"local", "others", "global", NULL}},
          false},
         {NULL}}};
 
@@ -192,15 +200,14 @@ static int signup(struct ctx *c)
 
 /* ---- sign-in ------------------------------------------------------------------------------ */
 
-
 static int login_tx(struct ctx *c, struct db_conn *db)
 {
     json_t *b = c->body;
     const char *pw = str_field(b, "password");
     struct user_login cand[LOGIN_CANDIDATES];
     db_set_rls_bypass(db, true); /* the tenant is what we are finding out */
-    int n = users_find_login(db, str_field(b, "email"), str_field(b, "tenant"), cand,
-                             LOGIN_CANDIDATES);
+    int n =
+        users_find_login(db, str_field(b, "email"), str_field(b, "tenant"), cand, LOGIN_CANDIDATES);
     db_set_rls_bypass(db, false);
     if (n < 0)
         return ctx_fail_db(c, db, NULL);
@@ -359,8 +366,8 @@ static int list_sessions(struct ctx *c)
     char now[32];
     auth_iso(auth_now(), now);
     bool failed;
-    json_t *a = sessions_list(db, c->user->tenant_id, c->user->id, c->user->session_id, now,
-                              &failed);
+    json_t *a =
+        sessions_list(db, c->user->tenant_id, c->user->id, c->user->session_id, now, &failed);
     if (failed)
         return ctx_fail_db(c, db, NULL);
     ctx_json(c, 200, json_pack("{s:o}", "data", a));
@@ -378,11 +385,11 @@ static int revoke_session(struct ctx *c)
     char sid[37];
     uuid_normalize(id, sid);
     /* only the caller's own sessions: another user's or tenant's id is simply not found */
-    int rc = db_exec(db,
-                     "UPDATE sessions SET revoked_at = $4, revoked_reason = 'revoked'"
-                     " WHERE id = $1 AND user_id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
-                     DB_ARGS(DB_TEXT(sid), DB_TEXT(c->user->id), DB_TEXT(c->user->tenant_id),
-                             DB_TEXT(now)));
+    int rc = db_exec(
+        db,
+        "UPDATE sessions SET revoked_at = $4, revoked_reason = 'revoked'"
+        " WHERE id = $1 AND user_id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
+        DB_ARGS(DB_TEXT(sid), DB_TEXT(c->user->id), DB_TEXT(c->user->tenant_id), DB_TEXT(now)));
     if (rc < 0)
         return ctx_fail_db(c, db, NULL);
     if (rc == 0)
@@ -394,33 +401,65 @@ static int revoke_session(struct ctx *c)
 }
 
 static const struct route routes[] = {
-    {.method = HTTP_POST, .path = "/auth/signup", .handler = signup, .tag = "Auth",
-     .summary = "Sign up", .description = "Creates a tenant and its first user (the owner), "
-                                          "signed in.",
-     .operation_id = "signup", .body = &signup_s, .rate_limit = &rl_signin,
+    {.method = HTTP_POST,
+     .path = "/auth/signup",
+     .handler = signup,
+     .tag = "Auth",
+     .summary = "Sign up",
+     .description = "Creates a tenant and its first user (the owner), "
+                    "signed in.",
+     .operation_id = "signup",
+     .body = &signup_s,
+     .rate_limit = &rl_signin,
      .responses = (const struct route_response[]){{201, "Signed up", &token_response_s},
                                                   {409, "Email already registered", NULL},
                                                   {0}}},
-    {.method = HTTP_POST, .path = "/auth/login", .handler = login, .tag = "Auth",
-     .summary = "Sign in", .operation_id = "login", .body = &login_s, .rate_limit = &rl_signin,
+    {.method = HTTP_POST,
+     .path = "/auth/login",
+     .handler = login,
+     .tag = "Auth",
+     .summary = "Sign in",
+     .operation_id = "login",
+     .body = &login_s,
+     .rate_limit = &rl_signin,
      .responses = (const struct route_response[]){{200, "Signed in", &token_response_s}, {0}}},
-    {.method = HTTP_POST, .path = "/auth/refresh", .handler = refresh, .tag = "Auth",
+    {.method = HTTP_POST,
+     .path = "/auth/refresh",
+     .handler = refresh,
+     .tag = "Auth",
      .summary = "Refresh the access token",
      .description = "Rotates the refresh token. Presenting a used one again (after a short grace "
                     "window for concurrent tabs) revokes the whole session.",
-     .operation_id = "refreshToken", .body = &refresh_s, .rate_limit = &rl_refresh,
+     .operation_id = "refreshToken",
+     .body = &refresh_s,
+     .rate_limit = &rl_refresh,
      .responses = (const struct route_response[]){{200, "New tokens", &token_response_s}, {0}}},
-    {.method = HTTP_POST, .path = "/auth/logout", .handler = logout, .tag = "Auth",
+    {.method = HTTP_POST,
+     .path = "/auth/logout",
+     .handler = logout,
+     .tag = "Auth",
      .summary = "Sign out",
      .description = "scope local: this session; others: every other session; global: all.",
-     .operation_id = "logout", .body = &logout_s, .auth = ROUTE_AUTH,
+     .operation_id = "logout",
+     .body = &logout_s,
+     .auth = ROUTE_AUTH,
      .responses = (const struct route_response[]){{204, "Signed out", NULL}, {0}}},
-    {.method = HTTP_GET, .path = "/auth/sessions", .handler = list_sessions, .tag = "Auth",
-     .summary = "List my sessions", .operation_id = "listSessions", .auth = ROUTE_AUTH,
+    {.method = HTTP_GET,
+     .path = "/auth/sessions",
+     .handler = list_sessions,
+     .tag = "Auth",
+     .summary = "List my sessions",
+     .operation_id = "listSessions",
+     .auth = ROUTE_AUTH,
      .responses = (const struct route_response[]){{200, "Live sessions", NULL}, {0}}},
-    {.method = HTTP_DELETE, .path = "/auth/sessions/:id", .handler = revoke_session,
-     .tag = "Auth", .summary = "Revoke one of my sessions", .operation_id = "revokeSession",
-     .params = &id_params_s, .auth = ROUTE_AUTH,
+    {.method = HTTP_DELETE,
+     .path = "/auth/sessions/:id",
+     .handler = revoke_session,
+     .tag = "Auth",
+     .summary = "Revoke one of my sessions",
+     .operation_id = "revokeSession",
+     .params = &id_params_s,
+     .auth = ROUTE_AUTH,
      .responses = (const struct route_response[]){{204, "Revoked", NULL}, {0}}},
 };
 

@@ -18,21 +18,24 @@
 
 static const struct rl_policy rl_mfa = {"auth-mfa", 30, 300};
 
-static const struct schema code_s = {.type = SCHEMA_STRING, .has_min = true, .min = 6,
-                                     .has_max = true, .max = 6, .example = "\"123456\""};
+static const struct schema code_s = {.type = SCHEMA_STRING,
+                                     .has_min = true,
+                                     .min = 6,
+                                     .has_max = true,
+                                     .max = 6,
+                                     .example = "\"123456\""};
 static const struct schema uuid_s = {.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID};
 
 static const struct schema verify_s = {
     .type = SCHEMA_OBJECT,
-    .props = (const struct schema_prop[]){{"factorId", &uuid_s, true}, {"code", &code_s, true},
-                                          {NULL}}};
+    .props =
+        (const struct schema_prop[]){{"factorId", &uuid_s, true}, {"code", &code_s, true}, {NULL}}};
 static const struct schema challenge_s = {
     .type = SCHEMA_OBJECT,
     .props = (const struct schema_prop[]){
         {"challengeId", &uuid_s, true},
         {"code", &code_s, false},
-        {"recoveryCode", &(const struct schema){.type = SCHEMA_STRING, .has_max = true,
-                                                .max = 32},
+        {"recoveryCode", &(const struct schema){.type = SCHEMA_STRING, .has_max = true, .max = 32},
          false},
         {NULL}}};
 static const struct schema disable_s = {
@@ -46,9 +49,13 @@ static const char *field(json_t *o, const char *k)
 static void audit(struct ctx *c, struct db_conn *db, const char *tenant, const char *user,
                   const char *action)
 {
-    struct audit_entry e = {.tenant_id = tenant, .actor_id = user, .action = action,
-                            .resource_type = "user", .resource_id = user,
-                            .ip = c->req.client_ip, .user_agent = ctx_header(c, "User-Agent"),
+    struct audit_entry e = {.tenant_id = tenant,
+                            .actor_id = user,
+                            .action = action,
+                            .resource_type = "user",
+                            .resource_id = user,
+                            .ip = c->req.client_ip,
+                            .user_agent = ctx_header(c, "User-Agent"),
                             .request_id = c->request_id};
     audit_write(db, &e);
 }
@@ -157,8 +164,8 @@ static int verify_tx(struct ctx *c, struct db_conn *db)
         hp[i] = hashes[i];
         json_array_append_new(list, json_string(codes[i]));
     }
-    if (mfa_factor_verify(db, f.id, step, now) < 0 || mfa_set_enabled(db, u->tenant_id, u->id,
-                                                                         true) < 0 ||
+    if (mfa_factor_verify(db, f.id, step, now) < 0 ||
+        mfa_set_enabled(db, u->tenant_id, u->id, true) < 0 ||
         mfa_recovery_replace(db, u->tenant_id, u->id, hp, MFA_RECOVERY_CODES) < 0 ||
         db_exec(db, "UPDATE sessions SET aal = 'aal2', amr = '[\"pwd\",\"totp\"]' WHERE id = $1",
                 DB_ARGS(DB_TEXT(u->session_id))) < 0) {
@@ -249,25 +256,45 @@ static int disable(struct ctx *c)
 }
 
 static const struct route routes[] = {
-    {.method = HTTP_POST, .path = "/auth/mfa/enroll", .handler = enroll, .tag = "Auth",
+    {.method = HTTP_POST,
+     .path = "/auth/mfa/enroll",
+     .handler = enroll,
+     .tag = "Auth",
      .summary = "Start TOTP enrolment",
      .description = "Returns the secret, an otpauth:// URI and a QR code (SVG data URI).",
-     .operation_id = "mfaEnroll", .auth = ROUTE_AUTH,
+     .operation_id = "mfaEnroll",
+     .auth = ROUTE_AUTH,
      .responses = (const struct route_response[]){{201, "Factor created", NULL}, {0}}},
-    {.method = HTTP_POST, .path = "/auth/mfa/verify", .handler = verify, .tag = "Auth",
-     .summary = "Activate TOTP", .operation_id = "mfaVerify", .auth = ROUTE_AUTH,
-     .body = &verify_s, .rate_limit = &rl_mfa,
-     .responses = (const struct route_response[]){{200, "Enabled; recovery codes shown once",
-                                                   NULL},
-                                                  {0}}},
-    {.method = HTTP_POST, .path = "/auth/mfa/challenge", .handler = challenge, .tag = "Auth",
+    {.method = HTTP_POST,
+     .path = "/auth/mfa/verify",
+     .handler = verify,
+     .tag = "Auth",
+     .summary = "Activate TOTP",
+     .operation_id = "mfaVerify",
+     .auth = ROUTE_AUTH,
+     .body = &verify_s,
+     .rate_limit = &rl_mfa,
+     .responses =
+         (const struct route_response[]){{200, "Enabled; recovery codes shown once", NULL}, {0}}},
+    {.method = HTTP_POST,
+     .path = "/auth/mfa/challenge",
+     .handler = challenge,
+     .tag = "Auth",
      .summary = "Complete an MFA sign-in",
      .description = "With the challengeId from /auth/login and a TOTP code (or a recovery code).",
-     .operation_id = "mfaChallenge", .body = &challenge_s, .rate_limit = &rl_mfa,
+     .operation_id = "mfaChallenge",
+     .body = &challenge_s,
+     .rate_limit = &rl_mfa,
      .responses = (const struct route_response[]){{200, "Signed in at aal2", NULL}, {0}}},
-    {.method = HTTP_POST, .path = "/auth/mfa/disable", .handler = disable, .tag = "Auth",
-     .summary = "Turn MFA off", .operation_id = "mfaDisable", .auth = ROUTE_AUTH,
-     .body = &disable_s, .rate_limit = &rl_mfa,
+    {.method = HTTP_POST,
+     .path = "/auth/mfa/disable",
+     .handler = disable,
+     .tag = "Auth",
+     .summary = "Turn MFA off",
+     .operation_id = "mfaDisable",
+     .auth = ROUTE_AUTH,
+     .body = &disable_s,
+     .rate_limit = &rl_mfa,
      .responses = (const struct route_response[]){{204, "Disabled", NULL}, {0}}},
 };
 

@@ -30,9 +30,11 @@ static const struct schema provider_params_s = {
 static const struct schema begin_query_s = {
     .type = SCHEMA_OBJECT,
     .props = (const struct schema_prop[]){
-        {"redirectTo", &(const struct schema){.type = SCHEMA_STRING, .has_max = true,
-                                              .max = 2048,
-                                              .description = "A path in the app to return to"},
+        {"redirectTo",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .has_max = true,
+                                .max = 2048,
+                                .description = "A path in the app to return to"},
          false},
         {NULL}}};
 static const struct schema callback_query_s = {
@@ -154,15 +156,17 @@ static int resolve_user(struct ctx *c, struct db_conn *db, const struct oauth_id
         const char *name = id->name ? id->name : id->email;
         uuid_v7(tenant);
         uuid_v7(user);
-        struct user_new u = {.id = user, .tenant_id = tenant, .email = id->email,
-                             .first_name = id->given_name, .last_name = id->family_name,
+        struct user_new u = {.id = user,
+                             .tenant_id = tenant,
+                             .email = id->email,
+                             .first_name = id->given_name,
+                             .last_name = id->family_name,
                              .status = "active"};
         if (tenants_create(db, tenant, name, slug) < 0 || roles_seed_system(db, tenant) < 0 ||
             users_create(db, &u) < 0 || roles_assign_by_name(db, tenant, user, "owner") < 0)
             return ctx_fail_db(c, db, "Email is already registered");
-        if (id->email_verified &&
-            db_exec(db, "UPDATE users SET email_verified = $2 WHERE id = $1",
-                    DB_ARGS(DB_TEXT(user), DB_BOOL(true))) < 0)
+        if (id->email_verified && db_exec(db, "UPDATE users SET email_verified = $2 WHERE id = $1",
+                                          DB_ARGS(DB_TEXT(user), DB_BOOL(true))) < 0)
             return ctx_fail_db(c, db, NULL);
     }
     char iid[37];
@@ -199,8 +203,8 @@ static int callback_tx(struct ctx *c, struct db_conn *db, const struct oauth_pro
     }
     db_rows_free(r);
     /* single use: whoever deletes it owns the flow */
-    if (!verifier || db_exec(db, "DELETE FROM oauth_states WHERE state = $1",
-                             DB_ARGS(DB_TEXT(state))) != 1)
+    if (!verifier ||
+        db_exec(db, "DELETE FROM oauth_states WHERE state = $1", DB_ARGS(DB_TEXT(state))) != 1)
         return ctx_fail_status(c, 400, "OAuth state mismatch: start the sign-in again");
     struct oauth_identity id;
     char err[256];
@@ -209,8 +213,8 @@ static int callback_tx(struct ctx *c, struct db_conn *db, const struct oauth_pro
         bool provider_said_no = rc == OAUTH_ERR_PROVIDER || rc == OAUTH_ERR_INVALID;
         return provider_said_no
                    ? ctx_fail(c, ZY_E_UNAUTHORIZED, "Sign-in with %s failed: %s", p->name, err)
-                   : ctx_fail_status(c, 502, "The provider %s could not be reached: %s",
-                                     p->name, oauth_strerror(rc));
+                   : ctx_fail_status(c, 502, "The provider %s could not be reached: %s", p->name,
+                                     oauth_strerror(rc));
     }
     char tenant[37], user[37];
     rc = resolve_user(c, db, &id, tenant, user);
@@ -219,9 +223,13 @@ static int callback_tx(struct ctx *c, struct db_conn *db, const struct oauth_pro
         return -1;
     db_set_rls_bypass(db, false);
     repo_tenant(db, tenant);
-    struct audit_entry e = {.tenant_id = tenant, .actor_id = user, .action = "auth.login_oauth",
-                            .resource_type = "user", .resource_id = user,
-                            .ip = c->req.client_ip, .user_agent = ctx_header(c, "User-Agent"),
+    struct audit_entry e = {.tenant_id = tenant,
+                            .actor_id = user,
+                            .action = "auth.login_oauth",
+                            .resource_type = "user",
+                            .resource_id = user,
+                            .ip = c->req.client_ip,
+                            .user_agent = ctx_header(c, "User-Agent"),
                             .request_id = c->request_id,
                             .metadata = json_pack("{s:s}", "provider", p->name)};
     audit_write(db, &e);
@@ -236,8 +244,9 @@ static int callback_tx(struct ctx *c, struct db_conn *db, const struct oauth_pro
         return 0;
     }
     /* back to the app; the tokens travel in the fragment, which never reaches a server log */
-    char *loc = arena_printf(c->arena, "%s%s#access_token=%s&refresh_token=%s&token_type=bearer"
-                                       "&expires_in=%lld",
+    char *loc = arena_printf(c->arena,
+                             "%s%s#access_token=%s&refresh_token=%s&token_type=bearer"
+                             "&expires_in=%lld",
                              app_config(c->app)->app_url, redirect_to,
                              json_string_value(json_object_get(out, "accessToken")),
                              json_string_value(json_object_get(out, "refreshToken")),
@@ -266,18 +275,28 @@ static int callback(struct ctx *c)
 }
 
 static const struct route routes[] = {
-    {.method = HTTP_GET, .path = "/auth/oauth/:provider", .handler = begin, .tag = "Auth",
+    {.method = HTTP_GET,
+     .path = "/auth/oauth/:provider",
+     .handler = begin,
+     .tag = "Auth",
      .summary = "Start signing in with a provider",
      .description = "Redirects to the provider (authorization code with PKCE S256).",
-     .operation_id = "oauthBegin", .params = &provider_params_s, .query = &begin_query_s,
+     .operation_id = "oauthBegin",
+     .params = &provider_params_s,
+     .query = &begin_query_s,
      .rate_limit = &rl_oauth,
      .responses = (const struct route_response[]){{302, "To the provider", NULL}, {0}}},
-    {.method = HTTP_GET, .path = "/auth/oauth/:provider/callback", .handler = callback,
-     .tag = "Auth", .summary = "Provider callback",
+    {.method = HTTP_GET,
+     .path = "/auth/oauth/:provider/callback",
+     .handler = callback,
+     .tag = "Auth",
+     .summary = "Provider callback",
      .description = "Exchanges the code, then signs in the linked or a new user. Answers the "
                     "tokens as JSON, or redirects to the app with them in the URL fragment when "
                     "the flow was started with redirectTo.",
-     .operation_id = "oauthCallback", .params = &provider_params_s, .query = &callback_query_s,
+     .operation_id = "oauthCallback",
+     .params = &provider_params_s,
+     .query = &callback_query_s,
      .rate_limit = &rl_oauth,
      .responses = (const struct route_response[]){{200, "Signed in", NULL},
                                                   {302, "Back to the app", NULL},

@@ -18,36 +18,34 @@
 static const struct rl_policy rl_email = {"auth-email", 10, 3600};
 static const struct rl_policy rl_token = {"auth-token", 30, 300};
 
-static const struct schema email_s = {.type = SCHEMA_STRING, .format = SCHEMA_FMT_EMAIL,
-                                      .has_max = true, .max = 255};
-static const struct schema token_s = {.type = SCHEMA_STRING, .has_min = true, .min = 1,
-                                      .has_max = true, .max = 128};
-static const struct schema new_password_s = {.type = SCHEMA_STRING, .has_min = true, .min = 8,
-                                             .has_max = true, .max = 256};
+static const struct schema email_s = {
+    .type = SCHEMA_STRING, .format = SCHEMA_FMT_EMAIL, .has_max = true, .max = 255};
+static const struct schema token_s = {
+    .type = SCHEMA_STRING, .has_min = true, .min = 1, .has_max = true, .max = 128};
+static const struct schema new_password_s = {
+    .type = SCHEMA_STRING, .has_min = true, .min = 8, .has_max = true, .max = 256};
 
 static const struct schema forgot_s = {
     .type = SCHEMA_OBJECT,
     .props = (const struct schema_prop[]){{"email", &email_s, true}, {NULL}}};
 static const struct schema reset_s = {
     .type = SCHEMA_OBJECT,
-    .props = (const struct schema_prop[]){{"token", &token_s, true},
-                                          {"password", &new_password_s, true},
-                                          {NULL}}};
+    .props = (const struct schema_prop[]){
+        {"token", &token_s, true}, {"password", &new_password_s, true}, {NULL}}};
 static const struct schema change_s = {
     .type = SCHEMA_OBJECT,
     .props = (const struct schema_prop[]){
-        {"currentPassword", &(const struct schema){.type = SCHEMA_STRING, .has_max = true,
-                                                   .max = 256},
-         true},
+        {"currentPassword",
+         &(const struct schema){.type = SCHEMA_STRING, .has_max = true, .max = 256}, true},
         {"newPassword", &new_password_s, true},
         {NULL}}};
 static const struct schema accept_s = {
     .type = SCHEMA_OBJECT,
-    .props = (const struct schema_prop[]){{"token", &token_s, true},
-                                          {"password", &new_password_s, true},
-                                          {NULL}}};
+    .props = (const struct schema_prop[]){
+        {"token", &token_s, true}, {"password", &new_password_s, true}, {NULL}}};
 static const struct schema token_only_s = {
-    .type = SCHEMA_OBJECT, .props = (const struct schema_prop[]){{"token", &token_s, true}, {NULL}}};
+    .type = SCHEMA_OBJECT,
+    .props = (const struct schema_prop[]){{"token", &token_s, true}, {NULL}}};
 
 static const char *field(json_t *o, const char *k)
 {
@@ -57,9 +55,13 @@ static const char *field(json_t *o, const char *k)
 static void audit(struct ctx *c, struct db_conn *db, const char *tenant, const char *user,
                   const char *action)
 {
-    struct audit_entry e = {.tenant_id = tenant, .actor_id = user, .action = action,
-                            .resource_type = "user", .resource_id = user,
-                            .ip = c->req.client_ip, .user_agent = ctx_header(c, "User-Agent"),
+    struct audit_entry e = {.tenant_id = tenant,
+                            .actor_id = user,
+                            .action = action,
+                            .resource_type = "user",
+                            .resource_id = user,
+                            .ip = c->req.client_ip,
+                            .user_agent = ctx_header(c, "User-Agent"),
                             .request_id = c->request_id};
     audit_write(db, &e);
 }
@@ -102,8 +104,9 @@ static int forgot_tx(struct ctx *c, struct db_conn *db)
                        "/reset-password", token);
     }
     /* the same answer whether or not the address exists: no account enumeration */
-    ctx_json(c, 202, json_pack("{s:s}", "message",
-                               "If the address has an account, a reset link is on its way."));
+    ctx_json(c, 202,
+             json_pack("{s:s}", "message",
+                       "If the address has an account, a reset link is on its way."));
     return 0;
 }
 
@@ -121,8 +124,7 @@ static int reset_tx(struct ctx *c, struct db_conn *db)
                                 json_pack("{s:s}", "reason", "invalid_or_expired_token"),
                                 "The reset link is invalid or has expired");
     repo_tenant(db, tenant);
-    if (set_password(c, db, tenant, user, field(c->body, "password"), NULL, "password_reset") <
-        0)
+    if (set_password(c, db, tenant, user, field(c->body, "password"), NULL, "password_reset") < 0)
         return -1;
     audit(c, db, tenant, user, "auth.password_reset");
     ctx_body(c, 204, NULL, "", 0);
@@ -132,15 +134,16 @@ static int reset_tx(struct ctx *c, struct db_conn *db)
 static int change_tx(struct ctx *c, struct db_conn *db)
 {
     const struct auth_user *u = c->user;
-    struct db_rows *r = db_query(db, "SELECT password_hash FROM users WHERE id = $1 AND "
-                                     "tenant_id = $2",
+    struct db_rows *r = db_query(db,
+                                 "SELECT password_hash FROM users WHERE id = $1 AND "
+                                 "tenant_id = $2",
                                  DB_ARGS(DB_TEXT(u->id), DB_TEXT(u->tenant_id)));
     if (!r || !db_next(r)) {
         db_rows_free(r);
         return ctx_fail_db(c, db, NULL);
     }
-    bool ok = !db_is_null(r, 0) &&
-              password_verify(db_text(r, 0), field(c->body, "currentPassword"));
+    bool ok =
+        !db_is_null(r, 0) && password_verify(db_text(r, 0), field(c->body, "currentPassword"));
     db_rows_free(r);
     if (!ok)
         return ctx_fail_details(c, ZY_E_VALIDATION, 400,
@@ -229,10 +232,10 @@ static int accept_tx(struct ctx *c, struct db_conn *db)
     return 0;
 }
 
-#define TX_HANDLER(name)                                                                       \
-    static int name(struct ctx *c)                                                             \
-    {                                                                                          \
-        return ctx_tx(c, name##_tx);                                                           \
+#define TX_HANDLER(name)                                                                           \
+    static int name(struct ctx *c)                                                                 \
+    {                                                                                              \
+        return ctx_tx(c, name##_tx);                                                               \
     }
 TX_HANDLER(forgot)
 TX_HANDLER(reset)
@@ -242,34 +245,64 @@ TX_HANDLER(resend)
 TX_HANDLER(accept)
 
 static const struct route routes[] = {
-    {.method = HTTP_POST, .path = "/auth/password/forgot", .handler = forgot, .tag = "Auth",
+    {.method = HTTP_POST,
+     .path = "/auth/password/forgot",
+     .handler = forgot,
+     .tag = "Auth",
      .summary = "Ask for a password reset link",
      .description = "Always 202, whether or not the address has an account.",
-     .operation_id = "passwordForgot", .body = &forgot_s, .rate_limit = &rl_email,
+     .operation_id = "passwordForgot",
+     .body = &forgot_s,
+     .rate_limit = &rl_email,
      .responses = (const struct route_response[]){{202, "Accepted", NULL}, {0}}},
-    {.method = HTTP_POST, .path = "/auth/password/reset", .handler = reset, .tag = "Auth",
-     .summary = "Set a new password with a reset token", .operation_id = "passwordReset",
-     .body = &reset_s, .rate_limit = &rl_token,
-     .responses = (const struct route_response[]){{204, "Password changed; sessions ended",
-                                                   NULL},
-                                                  {0}}},
-    {.method = HTTP_POST, .path = "/auth/password/change", .handler = change, .tag = "Auth",
-     .summary = "Change my password", .operation_id = "passwordChange", .body = &change_s,
-     .auth = ROUTE_AUTH, .rate_limit = &rl_token,
-     .responses = (const struct route_response[]){{204, "Changed; other sessions ended", NULL},
-                                                  {0}}},
-    {.method = HTTP_POST, .path = "/auth/verify-email", .handler = verify_email, .tag = "Auth",
-     .summary = "Confirm an email address", .operation_id = "verifyEmail", .body = &token_only_s,
+    {.method = HTTP_POST,
+     .path = "/auth/password/reset",
+     .handler = reset,
+     .tag = "Auth",
+     .summary = "Set a new password with a reset token",
+     .operation_id = "passwordReset",
+     .body = &reset_s,
+     .rate_limit = &rl_token,
+     .responses =
+         (const struct route_response[]){{204, "Password changed; sessions ended", NULL}, {0}}},
+    {.method = HTTP_POST,
+     .path = "/auth/password/change",
+     .handler = change,
+     .tag = "Auth",
+     .summary = "Change my password",
+     .operation_id = "passwordChange",
+     .body = &change_s,
+     .auth = ROUTE_AUTH,
+     .rate_limit = &rl_token,
+     .responses =
+         (const struct route_response[]){{204, "Changed; other sessions ended", NULL}, {0}}},
+    {.method = HTTP_POST,
+     .path = "/auth/verify-email",
+     .handler = verify_email,
+     .tag = "Auth",
+     .summary = "Confirm an email address",
+     .operation_id = "verifyEmail",
+     .body = &token_only_s,
      .rate_limit = &rl_token,
      .responses = (const struct route_response[]){{204, "Verified", NULL}, {0}}},
-    {.method = HTTP_POST, .path = "/auth/invitations/accept", .handler = accept, .tag = "Auth",
+    {.method = HTTP_POST,
+     .path = "/auth/invitations/accept",
+     .handler = accept,
+     .tag = "Auth",
      .summary = "Accept an invitation",
      .description = "Sets the invited user's password with the emailed token and signs in.",
-     .operation_id = "acceptInvitation", .body = &accept_s, .rate_limit = &rl_token,
+     .operation_id = "acceptInvitation",
+     .body = &accept_s,
+     .rate_limit = &rl_token,
      .responses = (const struct route_response[]){{200, "Signed in", NULL}, {0}}},
-    {.method = HTTP_POST, .path = "/auth/verify-email/resend", .handler = resend, .tag = "Auth",
-     .summary = "Send the verification email again", .operation_id = "verifyEmailResend",
-     .auth = ROUTE_AUTH, .rate_limit = &rl_email,
+    {.method = HTTP_POST,
+     .path = "/auth/verify-email/resend",
+     .handler = resend,
+     .tag = "Auth",
+     .summary = "Send the verification email again",
+     .operation_id = "verifyEmailResend",
+     .auth = ROUTE_AUTH,
+     .rate_limit = &rl_email,
      .responses = (const struct route_response[]){{202, "Sent", NULL}, {0}}},
 };
 

@@ -14,18 +14,22 @@ static int list_permissions(struct ctx *c)
         json_array_append_new(data, json_pack("{s:s, s:s, s:s}", "name", p[i].name, "group",
                                               p[i].group, "description", p[i].description));
     for (size_t i = 0; i < nr; i++)
-        json_array_append_new(roles, json_pack("{s:s, s:s, s:o}", "name", r[i].name,
-                                               "description", r[i].description, "permissions",
+        json_array_append_new(roles, json_pack("{s:s, s:s, s:o}", "name", r[i].name, "description",
+                                               r[i].description, "permissions",
                                                permissions_role_json(&r[i])));
     ctx_json(c, 200, json_pack("{s:o, s:o}", "data", data, "systemRoles", roles));
     return 0;
 }
 
 static const struct route routes[] = {
-    {.method = HTTP_GET, .path = "/permissions", .handler = list_permissions, .tag = "Roles",
+    {.method = HTTP_GET,
+     .path = "/permissions",
+     .handler = list_permissions,
+     .tag = "Roles",
      .summary = "Permission catalogue",
      .description = "Every permission a role can hold, and the system roles' sets.",
-     .operation_id = "listPermissions", .auth = ROUTE_AUTH,
+     .operation_id = "listPermissions",
+     .auth = ROUTE_AUTH,
      .responses = (const struct route_response[]){{200, "The catalogue", NULL}, {0}}},
 };
 

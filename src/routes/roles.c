@@ -2,6 +2,7 @@
 #include "lib/common.h"
 
 #include "http/app.h"
+#include "http/pagination.h"
 #include "lib/jsonx.h"
 #include "lib/uuid.h"
 #include "middleware/auth.h"
@@ -16,8 +17,8 @@
 static const struct schema uuid_s = {.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID};
 static const struct schema datetime_s = {.type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME};
 
-static const struct schema permission_name_s = {.type = SCHEMA_STRING, .has_min = true,
-                                                .min = 1, .has_max = true, .max = 100};
+static const struct schema permission_name_s = {
+    .type = SCHEMA_STRING, .has_min = true, .min = 1, .has_max = true, .max = 100};
 
 static const struct schema permission_names_s = {
     .type = SCHEMA_ARRAY,
@@ -35,51 +36,44 @@ static const struct schema role_s = {
         {"id", &uuid_s, true},
         {"name", &(const struct schema){.type = SCHEMA_STRING}, true},
         {"description", &(const struct schema){.type = SCHEMA_STRING, .nullable = true}, true},
-        {"permissions", &(const struct schema){.type = SCHEMA_ARRAY,
-                                               .items = &(const struct schema){
-                                                   .type = SCHEMA_STRING}},
+        {"permissions",
+         &(const struct schema){.type = SCHEMA_ARRAY,
+                                .items = &(const struct schema){.type = SCHEMA_STRING}},
          true},
-        {"isSystem", &(const struct schema){.type = SCHEMA_BOOLEAN,
-                                            .description = "Seeded with the tenant; read-only"},
+        {"isSystem",
+         &(const struct schema){.type = SCHEMA_BOOLEAN,
+                                .description = "Seeded with the tenant; read-only"},
          true},
-        {"userCount", &(const struct schema){.type = SCHEMA_INTEGER,
-                                             .description = "Users holding the role"},
+        {"userCount",
+         &(const struct schema){.type = SCHEMA_INTEGER, .description = "Users holding the role"},
          false},
         {"createdAt", &datetime_s, true},
         {"updatedAt", &datetime_s, true},
         {NULL}}};
 
 /* The same component as users.c's. */
-static const struct schema pagination_s = {
-    .type = SCHEMA_OBJECT,
-    .ref = "Pagination",
-    .props = (const struct schema_prop[]){
-        {"page", &(const struct schema){.type = SCHEMA_INTEGER}, true},
-        {"limit", &(const struct schema){.type = SCHEMA_INTEGER}, true},
-        {"total", &(const struct schema){.type = SCHEMA_INTEGER}, true},
-        {"totalPages", &(const struct schema){.type = SCHEMA_INTEGER}, true},
-        {NULL}}};
-
 static const struct schema role_list_s = {
     .type = SCHEMA_OBJECT,
     .ref = "RoleList",
     .props = (const struct schema_prop[]){
         {"data", &(const struct schema){.type = SCHEMA_ARRAY, .items = &role_s}, true},
-        {"pagination", &pagination_s, true},
+        {"pagination", &pagination_schema, true},
         {NULL}}};
 
 static const struct schema user_roles_s = {
     .type = SCHEMA_OBJECT,
     .ref = "UserRoles",
     .props = (const struct schema_prop[]){
-        {"data", &(const struct schema){.type = SCHEMA_ARRAY, .items = &role_s}, true},
-        {NULL}}};
+        {"data", &(const struct schema){.type = SCHEMA_ARRAY, .items = &role_s}, true}, {NULL}}};
 
-static const struct schema role_name_s = {.type = SCHEMA_STRING, .has_min = true, .min = 1,
-                                          .has_max = true, .max = 50,
+static const struct schema role_name_s = {.type = SCHEMA_STRING,
+                                          .has_min = true,
+                                          .min = 1,
+                                          .has_max = true,
+                                          .max = 50,
                                           .example = "\"Deployer\""};
-static const struct schema role_description_s = {.type = SCHEMA_STRING, .nullable = true,
-                                                 .has_max = true, .max = 500};
+static const struct schema role_description_s = {
+    .type = SCHEMA_STRING, .nullable = true, .has_max = true, .max = 500};
 
 static const struct schema create_role_s = {
     .type = SCHEMA_OBJECT,
@@ -91,7 +85,9 @@ static const struct schema create_role_s = {
          &(const struct schema){.type = SCHEMA_ARRAY,
                                 .description = "Permission names from GET /api/v1/permissions",
                                 .example = "[\"canViewUsers\", \"canViewServers\"]",
-                                .items = &permission_name_s, .has_max = true, .max = 100,
+                                .items = &permission_name_s,
+                                .has_max = true,
+                                .max = 100,
                                 .default_json = "[]"},
          false},
         {NULL}}};
@@ -100,11 +96,10 @@ static const struct schema update_role_s = {
     .type = SCHEMA_OBJECT,
     .ref = "UpdateRoleRequest",
     .description = "Fields to change; permissions replaces the whole set.",
-    .props = (const struct schema_prop[]){
-        {"name", &role_name_s, false},
-        {"description", &role_description_s, false},
-        {"permissions", &permission_names_s, false},
-        {NULL}}};
+    .props = (const struct schema_prop[]){{"name", &role_name_s, false},
+                                          {"description", &role_description_s, false},
+                                          {"permissions", &permission_names_s, false},
+                                          {NULL}}};
 
 static const struct schema assign_role_s = {
     .type = SCHEMA_OBJECT,
@@ -113,25 +108,17 @@ static const struct schema assign_role_s = {
 
 static const struct schema list_query_s = {
     .type = SCHEMA_OBJECT,
-    .props = (const struct schema_prop[]){
-        {"page", &(const struct schema){.type = SCHEMA_INTEGER, .coerce = true, .has_min = true,
-                                        .min = 1, .has_max = true, .max = 1000000,
-                                        .default_json = "1"},
-         false},
-        {"limit", &(const struct schema){.type = SCHEMA_INTEGER, .coerce = true, .has_min = true,
-                                         .min = 1, .has_max = true, .max = 100,
-                                         .default_json = "20"},
-         false},
-        {NULL}}};
+    .props = (const struct schema_prop[]){{"page", &pagination_page_schema, false},
+                                          {"limit", &pagination_limit_schema, false},
+                                          {NULL}}};
 
 static const struct schema id_params_s = {
-    .type = SCHEMA_OBJECT,
-    .props = (const struct schema_prop[]){{"id", &uuid_s, true}, {NULL}}};
+    .type = SCHEMA_OBJECT, .props = (const struct schema_prop[]){{"id", &uuid_s, true}, {NULL}}};
 
 static const struct schema user_role_params_s = {
     .type = SCHEMA_OBJECT,
-    .props = (const struct schema_prop[]){{"id", &uuid_s, true}, {"roleId", &uuid_s, true},
-                                          {NULL}}};
+    .props =
+        (const struct schema_prop[]){{"id", &uuid_s, true}, {"roleId", &uuid_s, true}, {NULL}}};
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -169,14 +156,13 @@ static json_t *known_permissions(struct ctx *c, json_t *given)
     json_t *issues = json_array();
     size_t i;
     json_t *v;
-    json_array_foreach(given, i, v)
-    {
+    json_array_foreach (given, i, v) {
         const char *name = json_string_value(v);
         if (!permission_known(name))
-            json_array_append_new(
-                issues, json_pack("{s:o, s:o, s:s}", "path", json_sprintf("permissions.%zu", i),
-                                  "message", json_sprintf("Unknown permission: %s", name),
-                                  "code", "custom"));
+            json_array_append_new(issues, json_pack("{s:o, s:o, s:s}", "path",
+                                                    json_sprintf("permissions.%zu", i), "message",
+                                                    json_sprintf("Unknown permission: %s", name),
+                                                    "code", "custom"));
     }
     if (json_array_size(issues)) {
         ctx_fail_details(c, ZY_E_VALIDATION, 400, json_pack("{s:o}", "issues", issues),
@@ -188,8 +174,7 @@ static json_t *known_permissions(struct ctx *c, json_t *given)
     const struct permission *all = permissions_all(&n);
     json_t *out = json_array();
     for (size_t k = 0; k < n; k++)
-        json_array_foreach(given, i, v)
-        {
+        json_array_foreach (given, i, v) {
             if (strcmp(json_string_value(v), all[k].name) == 0) {
                 json_array_append_new(out, json_string(all[k].name));
                 break;
@@ -205,8 +190,7 @@ static int check_escalation(struct ctx *c, json_t *perms)
     json_t *missing = json_array();
     size_t i;
     json_t *v;
-    json_array_foreach(perms, i, v)
-    {
+    json_array_foreach (perms, i, v) {
         if (json_is_string(v) && !auth_has_permission(c, json_string_value(v)))
             json_array_append(missing, v);
     }
@@ -214,10 +198,10 @@ static int check_escalation(struct ctx *c, json_t *perms)
         json_decref(missing);
         return 0;
     }
-    return ctx_fail_details(c, ZY_E_FORBIDDEN, 403,
-                            json_pack("{s:s, s:o}", "reason", "privilege_escalation",
-                                      "permissions", missing),
-                            "Cannot grant or revoke permissions you do not hold");
+    return ctx_fail_details(
+        c, ZY_E_FORBIDDEN, 403,
+        json_pack("{s:s, s:o}", "reason", "privilege_escalation", "permissions", missing),
+        "Cannot grant or revoke permissions you do not hold");
 }
 
 static int refuse_system_role(struct ctx *c, const char *msg)
@@ -282,17 +266,14 @@ static int list_roles(struct ctx *c)
     struct db_conn *db = ctx_db(c);
     if (!db)
         return -1;
-    json_int_t page = json_integer_value(json_object_get(c->query, "page"));
-    json_int_t limit = json_integer_value(json_object_get(c->query, "limit"));
+    struct page pg;
+    pagination_from_query(c, &pg);
     long long total;
     bool failed;
-    json_t *data = roles_list(db, c->tenant_id, limit, (page - 1) * limit, &total, &failed);
+    json_t *data = roles_list(db, c->tenant_id, pg.limit, pg.offset, &total, &failed);
     if (failed)
         return ctx_fail_db(c, db, NULL);
-    ctx_json(c, 200,
-             json_pack("{s:o, s:{s:I, s:I, s:I, s:I}}", "data", data, "pagination", "page", page,
-                       "limit", limit, "total", (json_int_t)total, "totalPages",
-                       (json_int_t)((total + limit - 1) / limit)));
+    ctx_json(c, 200, pagination_envelope(data, &pg, total));
     return 0;
 }
 
@@ -393,8 +374,7 @@ static int update_role_tx(struct ctx *c, struct db_conn *db)
     json_t *changed = json_array();
     const char *key;
     json_t *v;
-    json_object_foreach(b, key, v)
-    {
+    json_object_foreach (b, key, v) {
         json_array_append_new(changed, json_string(key));
     }
     json_t *meta = json_pack("{s:s, s:o}", "name", name, "changed", changed);
@@ -529,58 +509,102 @@ static int unassign_role(struct ctx *c)
 /* ---- the table ---------------------------------------------------------------------------- */
 
 static const struct route routes[] = {
-    {.method = HTTP_GET, .path = "/roles", .handler = list_roles, .tag = "Roles",
+    {.method = HTTP_GET,
+     .path = "/roles",
+     .handler = list_roles,
+     .tag = "Roles",
      .summary = "List roles",
      .description = "The tenant's roles, system roles first (owner, admin, member, viewer), then "
                     "custom roles by name.",
-     .operation_id = "listRoles", .query = &list_query_s, .auth = ROUTE_AUTH,
+     .operation_id = "listRoles",
+     .query = &list_query_s,
+     .auth = ROUTE_AUTH,
      .permission = "canViewRoles",
      .responses = (const struct route_response[]){{200, "List of roles", &role_list_s}, {0}}},
-    {.method = HTTP_GET, .path = "/roles/:id", .handler = get_role, .tag = "Roles",
-     .summary = "Get a role", .operation_id = "getRole", .params = &id_params_s,
-     .auth = ROUTE_AUTH, .permission = "canViewRoles",
+    {.method = HTTP_GET,
+     .path = "/roles/:id",
+     .handler = get_role,
+     .tag = "Roles",
+     .summary = "Get a role",
+     .operation_id = "getRole",
+     .params = &id_params_s,
+     .auth = ROUTE_AUTH,
+     .permission = "canViewRoles",
      .responses = (const struct route_response[]){{200, "The role", &role_s}, {0}}},
-    {.method = HTTP_POST, .path = "/roles", .handler = create_role, .tag = "Roles",
+    {.method = HTTP_POST,
+     .path = "/roles",
+     .handler = create_role,
+     .tag = "Roles",
      .summary = "Create a custom role",
      .description = "Unknown permission names are a validation error. You can only grant "
                     "permissions you hold yourself.",
-     .operation_id = "createRole", .body = &create_role_s, .auth = ROUTE_AUTH,
+     .operation_id = "createRole",
+     .body = &create_role_s,
+     .auth = ROUTE_AUTH,
      .permission = "canManageRoles",
      .responses = (const struct route_response[]){{201, "Created", &role_s},
                                                   {409, "A role with this name exists", NULL},
                                                   {0}}},
-    {.method = HTTP_PATCH, .path = "/roles/:id", .handler = update_role, .tag = "Roles",
+    {.method = HTTP_PATCH,
+     .path = "/roles/:id",
+     .handler = update_role,
+     .tag = "Roles",
      .summary = "Change a custom role",
      .description = "System roles cannot be changed (403, details.reason system_role). "
                     "permissions replaces the whole set; description null clears it.",
-     .operation_id = "updateRole", .params = &id_params_s, .body = &update_role_s,
-     .auth = ROUTE_AUTH, .permission = "canManageRoles",
+     .operation_id = "updateRole",
+     .params = &id_params_s,
+     .body = &update_role_s,
+     .auth = ROUTE_AUTH,
+     .permission = "canManageRoles",
      .responses = (const struct route_response[]){{200, "The changed role", &role_s},
                                                   {409, "A role with this name exists", NULL},
                                                   {0}}},
-    {.method = HTTP_DELETE, .path = "/roles/:id", .handler = delete_role, .tag = "Roles",
+    {.method = HTTP_DELETE,
+     .path = "/roles/:id",
+     .handler = delete_role,
+     .tag = "Roles",
      .summary = "Delete a custom role",
      .description = "Removes the role from every user who held it. System roles cannot be "
                     "deleted (403, details.reason system_role).",
-     .operation_id = "deleteRole", .params = &id_params_s, .auth = ROUTE_AUTH,
+     .operation_id = "deleteRole",
+     .params = &id_params_s,
+     .auth = ROUTE_AUTH,
      .permission = "canManageRoles",
      .responses = (const struct route_response[]){{204, "Deleted", NULL}, {0}}},
-    {.method = HTTP_GET, .path = "/users/:id/roles", .handler = list_user_roles, .tag = "Roles",
-     .summary = "A user's roles", .operation_id = "listUserRoles", .params = &id_params_s,
-     .auth = ROUTE_AUTH, .permission = "canViewRoles",
-     .responses = (const struct route_response[]){{200, "The user's roles", &user_roles_s},
-                                                  {0}}},
-    {.method = HTTP_POST, .path = "/users/:id/roles", .handler = assign_role, .tag = "Roles",
-     .summary = "Give a user a role", .operation_id = "assignUserRole", .params = &id_params_s,
-     .body = &assign_role_s, .auth = ROUTE_AUTH, .permission = "canManageRoles",
+    {.method = HTTP_GET,
+     .path = "/users/:id/roles",
+     .handler = list_user_roles,
+     .tag = "Roles",
+     .summary = "A user's roles",
+     .operation_id = "listUserRoles",
+     .params = &id_params_s,
+     .auth = ROUTE_AUTH,
+     .permission = "canViewRoles",
+     .responses = (const struct route_response[]){{200, "The user's roles", &user_roles_s}, {0}}},
+    {.method = HTTP_POST,
+     .path = "/users/:id/roles",
+     .handler = assign_role,
+     .tag = "Roles",
+     .summary = "Give a user a role",
+     .operation_id = "assignUserRole",
+     .params = &id_params_s,
+     .body = &assign_role_s,
+     .auth = ROUTE_AUTH,
+     .permission = "canManageRoles",
      .responses = (const struct route_response[]){{201, "The user's roles now", &user_roles_s},
                                                   {409, "The user already has the role", NULL},
                                                   {0}}},
-    {.method = HTTP_DELETE, .path = "/users/:id/roles/:roleId", .handler = unassign_role,
-     .tag = "Roles", .summary = "Take a role from a user",
+    {.method = HTTP_DELETE,
+     .path = "/users/:id/roles/:roleId",
+     .handler = unassign_role,
+     .tag = "Roles",
+     .summary = "Take a role from a user",
      .description = "The tenant's last active owner keeps the owner role (409, details.reason "
                     "last_owner).",
-     .operation_id = "removeUserRole", .params = &user_role_params_s, .auth = ROUTE_AUTH,
+     .operation_id = "removeUserRole",
+     .params = &user_role_params_s,
+     .auth = ROUTE_AUTH,
      .permission = "canManageRoles",
      .responses = (const struct route_response[]){{204, "Removed", NULL},
                                                   {409, "The last owner", NULL},

@@ -23,19 +23,18 @@ static const struct schema tenant_s = {
         {"id", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID}, true},
         {"slug", &(const struct schema){.type = SCHEMA_STRING}, true},
         {"name", &(const struct schema){.type = SCHEMA_STRING}, true},
-        {"plan", &(const struct schema){.type = SCHEMA_STRING,
-                                        .description = "Read-only here; billing changes it"},
+        {"plan",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .description = "Read-only here; billing changes it"},
          true},
         {"settings", &settings_s, true},
-        {"status", &(const struct schema){.type = SCHEMA_STRING,
-                                          .enum_values = (const char *const[]){"active",
-                                                                               "suspended", NULL}},
+        {"status",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .enum_values = (const char *const[]){"active", "suspended", NULL}},
          true},
-        {"createdAt", &(const struct schema){.type = SCHEMA_STRING,
-                                             .format = SCHEMA_FMT_DATETIME},
+        {"createdAt", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME},
          true},
-        {"updatedAt", &(const struct schema){.type = SCHEMA_STRING,
-                                             .format = SCHEMA_FMT_DATETIME},
+        {"updatedAt", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME},
          true},
         {NULL}}};
 
@@ -45,15 +44,24 @@ static const struct schema update_tenant_s = {
     .description = "Fields to change; settings replaces the whole object. The plan is not "
                    "accepted here.",
     .props = (const struct schema_prop[]){
-        {"name", &(const struct schema){.type = SCHEMA_STRING, .has_min = true, .min = 1,
-                                        .has_max = true, .max = 100, .example = "\"Acme Corp\""},
+        {"name",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .has_min = true,
+                                .min = 1,
+                                .has_max = true,
+                                .max = 100,
+                                .example = "\"Acme Corp\""},
          false},
-        {"slug", &(const struct schema){.type = SCHEMA_STRING, .has_min = true, .min = 3,
-                                        .has_max = true, .max = 48,
-                                        .description = "Lower-case letters, digits and hyphens, "
-                                                       "not starting or ending with a hyphen; "
-                                                       "unique across tenants",
-                                        .example = "\"acme-corp\""},
+        {"slug",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .has_min = true,
+                                .min = 3,
+                                .has_max = true,
+                                .max = 48,
+                                .description = "Lower-case letters, digits and hyphens, "
+                                               "not starting or ending with a hyphen; "
+                                               "unique across tenants",
+                                .example = "\"acme-corp\""},
          false},
         {"settings", &settings_s, false},
         {NULL}}};
@@ -125,8 +133,7 @@ static int update_current_tx(struct ctx *c, struct db_conn *db, const char *sett
     json_t *changed = json_array();
     const char *key;
     json_t *v;
-    json_object_foreach(b, key, v)
-    {
+    json_object_foreach (b, key, v) {
         json_array_append_new(changed, json_string(key));
     }
     json_t *meta = json_pack("{s:o}", "changed", changed);
@@ -204,15 +211,24 @@ out:
 }
 
 static const struct route routes[] = {
-    {.method = HTTP_GET, .path = "/tenants/current", .handler = get_current, .tag = "Tenants",
+    {.method = HTTP_GET,
+     .path = "/tenants/current",
+     .handler = get_current,
+     .tag = "Tenants",
      .summary = "My tenant",
      .description = "The caller's tenant (a global admin's: the one chosen with X-Tenant-ID).",
-     .operation_id = "getCurrentTenant", .auth = ROUTE_AUTH,
+     .operation_id = "getCurrentTenant",
+     .auth = ROUTE_AUTH,
      .responses = (const struct route_response[]){{200, "The tenant", &tenant_s}, {0}}},
-    {.method = HTTP_PATCH, .path = "/tenants/current", .handler = update_current,
-     .tag = "Tenants", .summary = "Change my tenant",
+    {.method = HTTP_PATCH,
+     .path = "/tenants/current",
+     .handler = update_current,
+     .tag = "Tenants",
+     .summary = "Change my tenant",
      .description = "Name, slug and settings (replaced as a whole). The plan is read-only.",
-     .operation_id = "updateCurrentTenant", .body = &update_tenant_s, .auth = ROUTE_AUTH,
+     .operation_id = "updateCurrentTenant",
+     .body = &update_tenant_s,
+     .auth = ROUTE_AUTH,
      .permission = "canManageTenant",
      .responses = (const struct route_response[]){{200, "The changed tenant", &tenant_s},
                                                   {409, "The slug is taken", NULL},

@@ -2,6 +2,7 @@
 #include "lib/common.h"
 
 #include "http/app.h"
+#include "http/pagination.h"
 #include "lib/uuid.h"
 #include "repos/audit.h"
 #include "repos/otp.h"
@@ -31,25 +32,14 @@ static const struct schema user_s = {
         {"emailVerified", &(const struct schema){.type = SCHEMA_BOOLEAN}, true},
         {"phoneVerified", &(const struct schema){.type = SCHEMA_BOOLEAN}, true},
         {"mfaEnabled", &(const struct schema){.type = SCHEMA_BOOLEAN}, true},
-        {"lastLoginAt", &(const struct schema){.type = SCHEMA_STRING,
-                                               .format = SCHEMA_FMT_DATETIME, .nullable = true},
+        {"lastLoginAt",
+         &(const struct schema){
+             .type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME, .nullable = true},
          true},
-        {"createdAt", &(const struct schema){.type = SCHEMA_STRING,
-                                             .format = SCHEMA_FMT_DATETIME},
+        {"createdAt", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME},
          true},
-        {"updatedAt", &(const struct schema){.type = SCHEMA_STRING,
-                                             .format = SCHEMA_FMT_DATETIME},
+        {"updatedAt", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME},
          true},
-        {NULL}}};
-
-static const struct schema pagination_s = {
-    .type = SCHEMA_OBJECT,
-    .ref = "Pagination",
-    .props = (const struct schema_prop[]){
-        {"page", &(const struct schema){.type = SCHEMA_INTEGER}, true},
-        {"limit", &(const struct schema){.type = SCHEMA_INTEGER}, true},
-        {"total", &(const struct schema){.type = SCHEMA_INTEGER}, true},
-        {"totalPages", &(const struct schema){.type = SCHEMA_INTEGER}, true},
         {NULL}}};
 
 static const struct schema user_list_s = {
@@ -57,28 +47,24 @@ static const struct schema user_list_s = {
     .ref = "UserList",
     .props = (const struct schema_prop[]){
         {"data", &(const struct schema){.type = SCHEMA_ARRAY, .items = &user_s}, true},
-        {"pagination", &pagination_s, true},
+        {"pagination", &pagination_schema, true},
         {NULL}}};
 
 /* The specification's querySchema for GET /users. */
 static const struct schema list_query_s = {
     .type = SCHEMA_OBJECT,
     .props = (const struct schema_prop[]){
-        {"search", &(const struct schema){.type = SCHEMA_STRING, .has_max = true, .max = 100,
-                                          .example = "\"john\""},
+        {"search",
+         &(const struct schema){
+             .type = SCHEMA_STRING, .has_max = true, .max = 100, .example = "\"john\""},
          false},
-        {"status", &(const struct schema){.type = SCHEMA_STRING,
-                                          .enum_values = (const char *const[]){"active", "pending",
-                                                                               "suspended", NULL}},
+        {"status",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .enum_values =
+                                    (const char *const[]){"active", "pending", "suspended", NULL}},
          false},
-        {"page", &(const struct schema){.type = SCHEMA_INTEGER, .coerce = true, .has_min = true,
-                                        .min = 1, .has_max = true, .max = 1000000,
-                                        .default_json = "1"},
-         false},
-        {"limit", &(const struct schema){.type = SCHEMA_INTEGER, .coerce = true, .has_min = true,
-                                         .min = 1, .has_max = true, .max = 100,
-                                         .default_json = "20"},
-         false},
+        {"page", &pagination_page_schema, false},
+        {"limit", &pagination_limit_schema, false},
         {NULL}}};
 
 static const struct schema id_params_s = {
@@ -87,25 +73,33 @@ static const struct schema id_params_s = {
         {"id", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID}, true},
         {NULL}}};
 
-static const struct schema opt_name_s = {.type = SCHEMA_STRING, .nullable = true,
-                                         .has_min = true, .min = 1, .has_max = true, .max = 100};
+static const struct schema opt_name_s = {.type = SCHEMA_STRING,
+                                         .nullable = true,
+                                         .has_min = true,
+                                         .min = 1,
+                                         .has_max = true,
+                                         .max = 100};
 
 /* Profile fields a user may change about themselves. */
 static const struct schema_prop profile_props[] = {
     {"firstName", &opt_name_s, false},
     {"lastName", &opt_name_s, false},
-    {"displayName", &(const struct schema){.type = SCHEMA_STRING, .nullable = true,
-                                           .has_max = true, .max = 200},
+    {"displayName",
+     &(const struct schema){.type = SCHEMA_STRING, .nullable = true, .has_max = true, .max = 200},
      false},
-    {"avatar", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_URL,
-                                      .nullable = true, .has_max = true, .max = 2048},
+    {"avatar",
+     &(const struct schema){.type = SCHEMA_STRING,
+                            .format = SCHEMA_FMT_URL,
+                            .nullable = true,
+                            .has_max = true,
+                            .max = 2048},
      false},
-    {"phone", &(const struct schema){.type = SCHEMA_STRING, .nullable = true, .has_max = true,
-                                     .max = 20},
+    {"phone",
+     &(const struct schema){.type = SCHEMA_STRING, .nullable = true, .has_max = true, .max = 20},
      false},
     {NULL}};
-static const struct schema profile_s = {.type = SCHEMA_OBJECT, .ref = "ProfileUpdate",
-                                        .props = profile_props};
+static const struct schema profile_s = {
+    .type = SCHEMA_OBJECT, .ref = "ProfileUpdate", .props = profile_props};
 
 /* …plus the account status, which only user managers set. */
 static const struct schema update_s = {
@@ -114,19 +108,24 @@ static const struct schema update_s = {
     .props = (const struct schema_prop[]){
         {"firstName", &opt_name_s, false},
         {"lastName", &opt_name_s, false},
-        {"displayName", &(const struct schema){.type = SCHEMA_STRING, .nullable = true,
-                                               .has_max = true, .max = 200},
+        {"displayName",
+         &(const struct schema){
+             .type = SCHEMA_STRING, .nullable = true, .has_max = true, .max = 200},
          false},
-        {"avatar", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_URL,
-                                          .nullable = true, .has_max = true, .max = 2048},
+        {"avatar",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .format = SCHEMA_FMT_URL,
+                                .nullable = true,
+                                .has_max = true,
+                                .max = 2048},
          false},
-        {"phone", &(const struct schema){.type = SCHEMA_STRING, .nullable = true,
-                                         .has_max = true, .max = 20},
+        {"phone",
+         &(const struct schema){
+             .type = SCHEMA_STRING, .nullable = true, .has_max = true, .max = 20},
          false},
-        {"status", &(const struct schema){.type = SCHEMA_STRING,
-                                          .enum_values = (const char *const[]){"active",
-                                                                               "suspended",
-                                                                               NULL}},
+        {"status",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .enum_values = (const char *const[]){"active", "suspended", NULL}},
          false},
         {NULL}}};
 
@@ -134,20 +133,30 @@ static const struct schema invite_s = {
     .type = SCHEMA_OBJECT,
     .ref = "UserInvite",
     .props = (const struct schema_prop[]){
-        {"email", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_EMAIL,
-                                         .has_max = true, .max = 255},
+        {"email",
+         &(const struct schema){
+             .type = SCHEMA_STRING, .format = SCHEMA_FMT_EMAIL, .has_max = true, .max = 255},
          true},
         {"firstName", &opt_name_s, false},
         {"lastName", &opt_name_s, false},
-        {"role", &(const struct schema){.type = SCHEMA_STRING, .has_min = true, .min = 1,
-                                        .has_max = true, .max = 50, .default_json = "\"member\""},
+        {"role",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .has_min = true,
+                                .min = 1,
+                                .has_max = true,
+                                .max = 50,
+                                .default_json = "\"member\""},
          false},
         {NULL}}};
 
 static void audit_user(struct ctx *c, struct db_conn *db, const char *action, const char *id)
 {
-    struct audit_entry e = {.tenant_id = c->tenant_id, .actor_id = c->user->id, .action = action,
-                            .resource_type = "user", .resource_id = id, .ip = c->req.client_ip,
+    struct audit_entry e = {.tenant_id = c->tenant_id,
+                            .actor_id = c->user->id,
+                            .action = action,
+                            .resource_type = "user",
+                            .resource_id = id,
+                            .ip = c->req.client_ip,
                             .user_agent = ctx_header(c, "User-Agent"),
                             .request_id = c->request_id};
     audit_write(db, &e);
@@ -182,8 +191,8 @@ static int invite_tx(struct ctx *c, struct db_conn *db)
     const char *role = json_string_value(json_object_get(c->body, "role"));
     if (roles_assign_by_name(db, c->tenant_id, id, role) < 0)
         return ctx_fail_details(c, ZY_E_VALIDATION, 400,
-                                json_pack("{s:[{s:s, s:s, s:s}]}", "issues", "path", "role",
-                                          "code", "custom", "message", "No such role"),
+                                json_pack("{s:[{s:s, s:s, s:s}]}", "issues", "path", "role", "code",
+                                          "custom", "message", "No such role"),
                                 "Request validation failed");
     auth_iso(auth_now() + INVITE_TTL_S, expires);
     if (otp_create(db, c->tenant_id, id, "invitation", expires, token) < 0)
@@ -268,20 +277,17 @@ static int list_users(struct ctx *c)
     struct db_conn *db = ctx_db(c);
     if (!db)
         return -1;
-    json_int_t page = json_integer_value(json_object_get(c->query, "page"));
-    json_int_t limit = json_integer_value(json_object_get(c->query, "limit"));
+    struct page pg;
+    pagination_from_query(c, &pg);
     long long total;
     bool failed;
-    json_t *data = users_list(db, c->tenant_id,
-                              json_string_value(json_object_get(c->query, "search")),
-                              json_string_value(json_object_get(c->query, "status")), limit,
-                              (page - 1) * limit, &total, &failed);
+    json_t *data =
+        users_list(db, c->tenant_id, json_string_value(json_object_get(c->query, "search")),
+                   json_string_value(json_object_get(c->query, "status")), pg.limit, pg.offset,
+                   &total, &failed);
     if (failed)
         return ctx_fail_db(c, db, NULL);
-    ctx_json(c, 200,
-             json_pack("{s:o, s:{s:I, s:I, s:I, s:I}}", "data", data, "pagination", "page", page,
-                       "limit", limit, "total", (json_int_t)total, "totalPages",
-                       (json_int_t)((total + limit - 1) / limit)));
+    ctx_json(c, 200, pagination_envelope(data, &pg, total));
     return 0;
 }
 
@@ -311,39 +317,79 @@ static int get_user(struct ctx *c)
 }
 
 static const struct route routes[] = {
-    {.method = HTTP_GET, .path = "/users", .handler = list_users, .tag = "Users",
-     .summary = "List users", .description = "Get a paginated list of users in the tenant",
-     .operation_id = "listUsers", .query = &list_query_s, .auth = ROUTE_AUTH,
+    {.method = HTTP_GET,
+     .path = "/users",
+     .handler = list_users,
+     .tag = "Users",
+     .summary = "List users",
+     .description = "Get a paginated list of users in the tenant",
+     .operation_id = "listUsers",
+     .query = &list_query_s,
+     .auth = ROUTE_AUTH,
      .permission = "canViewUsers",
      .responses = (const struct route_response[]){{200, "List of users", &user_list_s}, {0}}},
-    {.method = HTTP_GET, .path = "/users/me", .handler = get_me, .tag = "Users",
-     .summary = "My profile", .operation_id = "getMe", .auth = ROUTE_AUTH,
+    {.method = HTTP_GET,
+     .path = "/users/me",
+     .handler = get_me,
+     .tag = "Users",
+     .summary = "My profile",
+     .operation_id = "getMe",
+     .auth = ROUTE_AUTH,
      .responses = (const struct route_response[]){{200, "The signed-in user", &user_s}, {0}}},
-    {.method = HTTP_PATCH, .path = "/users/me", .handler = update_me, .tag = "Users",
-     .summary = "Update my profile", .operation_id = "updateMe", .body = &profile_s,
+    {.method = HTTP_PATCH,
+     .path = "/users/me",
+     .handler = update_me,
+     .tag = "Users",
+     .summary = "Update my profile",
+     .operation_id = "updateMe",
+     .body = &profile_s,
      .auth = ROUTE_AUTH,
      .responses = (const struct route_response[]){{200, "Updated", &user_s}, {0}}},
-    {.method = HTTP_POST, .path = "/users", .handler = invite_user, .tag = "Users",
+    {.method = HTTP_POST,
+     .path = "/users",
+     .handler = invite_user,
+     .tag = "Users",
      .summary = "Invite a user",
      .description = "Creates a pending user with a role and emails an invitation link that "
                     "sets the password.",
-     .operation_id = "inviteUser", .body = &invite_s, .auth = ROUTE_AUTH,
+     .operation_id = "inviteUser",
+     .body = &invite_s,
+     .auth = ROUTE_AUTH,
      .permission = "canManageUsers",
      .responses = (const struct route_response[]){{201, "Invited", &user_s},
                                                   {409, "Email taken in the tenant", NULL},
                                                   {0}}},
-    {.method = HTTP_PATCH, .path = "/users/:id", .handler = update_user, .tag = "Users",
-     .summary = "Update a user", .operation_id = "updateUser", .params = &id_params_s,
-     .body = &update_s, .auth = ROUTE_AUTH, .permission = "canManageUsers",
+    {.method = HTTP_PATCH,
+     .path = "/users/:id",
+     .handler = update_user,
+     .tag = "Users",
+     .summary = "Update a user",
+     .operation_id = "updateUser",
+     .params = &id_params_s,
+     .body = &update_s,
+     .auth = ROUTE_AUTH,
+     .permission = "canManageUsers",
      .responses = (const struct route_response[]){{200, "Updated", &user_s}, {0}}},
-    {.method = HTTP_DELETE, .path = "/users/:id", .handler = delete_user, .tag = "Users",
-     .summary = "Delete a user", .description = "Soft delete; the user's sessions end.",
-     .operation_id = "deleteUser", .params = &id_params_s, .auth = ROUTE_AUTH,
+    {.method = HTTP_DELETE,
+     .path = "/users/:id",
+     .handler = delete_user,
+     .tag = "Users",
+     .summary = "Delete a user",
+     .description = "Soft delete; the user's sessions end.",
+     .operation_id = "deleteUser",
+     .params = &id_params_s,
+     .auth = ROUTE_AUTH,
      .permission = "canManageUsers",
      .responses = (const struct route_response[]){{204, "Deleted", NULL}, {0}}},
-    {.method = HTTP_GET, .path = "/users/:id", .handler = get_user, .tag = "Users",
-     .summary = "Get a user", .operation_id = "getUser", .params = &id_params_s,
-     .auth = ROUTE_AUTH, .permission = "canViewUsers",
+    {.method = HTTP_GET,
+     .path = "/users/:id",
+     .handler = get_user,
+     .tag = "Users",
+     .summary = "Get a user",
+     .operation_id = "getUser",
+     .params = &id_params_s,
+     .auth = ROUTE_AUTH,
+     .permission = "canViewUsers",
      .responses = (const struct route_response[]){{200, "The user", &user_s}, {0}}},
 };
 
