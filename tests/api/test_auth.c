@@ -32,18 +32,7 @@ TestSuite(auth, .init = setup, .fini = teardown, .timeout = 60);
 static int req(const char *method, const char *path, const char *token, const char *body,
                json_t **out)
 {
-    char auth[4200];
-    const char *h[3] = {"Content-Type: application/json", NULL, NULL};
-    if (token) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-        h[1] = auth;
-    }
-    struct ctx *c = app_request(t.app, method, path, h, body, body ? strlen(body) : 0);
-    int st = c->res.status;
-    if (out)
-        *out = ctx_body_json(c);
-    app_ctx_free(c);
-    return st;
+    return api_req(t.app, method, path, token, body, out);
 }
 
 static const char *jstr(json_t *o, const char *path1, const char *path2)

@@ -136,6 +136,23 @@ void tenv_outage_end(struct tenv *t)
         sqlite_move(t, false);
 }
 
+int api_req(const struct app *app, const char *method, const char *path, const char *token,
+            const char *body, json_t **out)
+{
+    char auth[4200];
+    const char *h[3] = {"Content-Type: application/json", NULL, NULL};
+    if (token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        h[1] = auth;
+    }
+    struct ctx *c = app_request(app, method, path, h, body, body ? strlen(body) : 0);
+    int st = c->res.status;
+    if (out)
+        *out = ctx_body_json(c);
+    app_ctx_free(c);
+    return st;
+}
+
 json_t *ctx_body_json(const struct ctx *c)
 {
     return json_loadb(c->res.body, c->res.body_len, JSON_DECODE_ANY, NULL);

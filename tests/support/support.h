@@ -49,6 +49,11 @@ void tenv_teardown(struct tenv *t);
 void tenv_outage_begin(struct tenv *t);
 void tenv_outage_end(struct tenv *t);
 
+/* An in-process JSON request with an optional bearer token and body; the status is returned
+ * and the response body parsed into *out (when out is not NULL; caller decrefs). */
+int api_req(const struct app *app, const char *method, const char *path, const char *token,
+            const char *body, json_t **out);
+
 /* The response body of an in-process request parsed as JSON (new reference; NULL if not). */
 json_t *ctx_body_json(const struct ctx *c);
 
