@@ -19,7 +19,7 @@ static pthread_mutex_t uuid_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t uuid_last_ms;
 static uint16_t uuid_counter;
 
-static void random_bytes(void *p, size_t n)
+static void getrandom_all(void *p, size_t n)
 {
     unsigned char *b = p;
     while (n > 0) {
@@ -34,6 +34,41 @@ static void random_bytes(void *p, size_t n)
         b += got;
         n -= (size_t)got;
     }
+}
+
+/*
+ * Ids are made per request; one getrandom(2) per id showed in profiles. Each thread draws from
+ * its own small pool instead. A forked child must not repeat its parent's bytes: the fork
+ * handler empties the pool of the one thread a child has.
+ */
+#define UUID_POOL 512
+static _Thread_local struct {
+    unsigned char buf[UUID_POOL];
+    size_t left;
+} pool;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_after_fork(void)
+{
+    pool.left = 0;
+}
+
+static void pool_register(void)
+{
+    pthread_atfork(NULL, NULL, pool_after_fork);
+}
+
+static void random_bytes(void *p, size_t n)
+{
+    pthread_once(&pool_once, pool_register);
+    if (pool.left < n) {
+        getrandom_all(pool.buf, sizeof(pool.buf));
+        pool.left = sizeof(pool.buf);
+    }
+    unsigned char *src = pool.buf + sizeof(pool.buf) - pool.left;
+    memcpy(p, src, n);
+    memset(src, 0, n); /* a byte is handed out once */
+    pool.left -= n;
 }
 
 static uint64_t now_ms(void)

@@ -3,7 +3,9 @@
 
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/uuid.h"
 
@@ -135,4 +137,31 @@ Test(uuid, v7_time_of_known_value)
     /* RFC 9562 appendix A.6: 2022-02-22 19:22:22 UTC. */
     cr_assert_eq(uuid_v7_time_ms("017F22E2-79B0-7CC3-98C4-DC0C0C07398F"), UINT64_C(1645557742000));
     cr_assert_eq(uuid_v7_time_ms("nonsense"), 0);
+}
+
+/* Ids come from a per-thread pool of random bytes: a forked child must not hand out the bytes
+ * its parent is about to use. */
+Test(uuid, forked_child_does_not_repeat_the_parent)
+{
+    char first[UUID_STRLEN + 1];
+    uuid_v7(first); /* the pool is filled now */
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        char id[UUID_STRLEN + 1];
+        uuid_v7(id);
+        ssize_t w = write(fds[1], id, UUID_STRLEN);
+        _exit(w == UUID_STRLEN ? 0 : 1);
+    }
+    char mine[UUID_STRLEN + 1], theirs[UUID_STRLEN + 1] = "";
+    uuid_v7(mine);
+    cr_assert_eq(read(fds[0], theirs, UUID_STRLEN), UUID_STRLEN);
+    int st;
+    waitpid(pid, &st, 0);
+    close(fds[0]);
+    close(fds[1]);
+    /* the last 16 hex digits are random bits: equal ones would mean a shared pool */
+    cr_assert_neq(strcmp(mine + 20, theirs + 20), 0, "%s vs %s", mine, theirs);
 }
