@@ -25,10 +25,14 @@
 #   ZYGO_BIN=path             use this binary and build nothing
 #   RESULTS_DIR=bench/results raw wrk output and the summary go to RESULTS_DIR/<timestamp>/
 #   NO_INSTALL=1              never apt-get/npm install; fail when something is missing
+#   QUIET_WAIT=30  RETRIES=2  before each server, wait up to QUIET_WAIT s for other processes to
+#                             calm down; measure it again (up to RETRIES times) when they used
+#                             more than 15 % of a CPU during the timed run (bench/lib.sh)
 #
 # Needs: wrk, curl, node + npm (installed with apt-get when missing), the Debian packages of
 # zygo's build (`make deps`). Every run stops by itself: (WARMUP + DURATION) × servers × ROUNDS
-# plus a few seconds per start. It first waits (BENCH_WAIT=1800 s at most) while another
+# plus a few seconds per start on a quiet machine; at most (WARMUP + DURATION + QUIET_WAIT + a
+# few s) × servers × ROUNDS × (1 + RETRIES) on a busy one. It first waits (BENCH_WAIT=1800 s at most) while another
 # benchmark holds the lock (bench/run-pg.sh, another bench/run.sh). The helpers it shares with
 # bench/run-pg.sh are in bench/lib.sh.
 set -euo pipefail
