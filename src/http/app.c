@@ -207,7 +207,7 @@ static int run_route(struct ctx *c)
     }
     if (auth_require_permission(c) < 0 || validate_request(c) < 0)
         return -1;
-    if (c->route->handler(c) < 0)
+    if ((c->route->tx ? ctx_tx(c, c->route->tx) : c->route->handler(c)) < 0)
         return -1;
     if (!c->res.status) /* a handler that forgot to answer is a bug, not a 200 */
         return ctx_fail(c, ZY_E_INTERNAL, "handler for %s set no response", c->route->path);

@@ -13,6 +13,9 @@
 
 /* Returns 0 when the response is set, -1 after ctx_fail(). */
 typedef int (*route_handler)(struct ctx *c);
+/* The same, run inside one transaction on the request's connection: committed on 0, rolled
+ * back on -1 (see ctx_tx). */
+typedef int (*route_tx_handler)(struct ctx *c, struct db_conn *db);
 
 enum route_auth {
     ROUTE_PUBLIC = 0, /* no token needed; security: [] in the OpenAPI document */
@@ -37,6 +40,7 @@ struct route {
     enum http_method method;
     const char *path; /* relative to the group prefix, e.g. "/users/:id" */
     route_handler handler;
+    route_tx_handler tx; /* instead of handler, for work that writes */
     const char *summary;
     const char *description;
     const char *tag;
@@ -46,7 +50,7 @@ struct route {
     const struct schema *body;   /* JSON body */
     const struct route_response *responses;
     enum route_auth auth;
-    const char *permission; /* RBAC permission required, NULL for none */
+    const char *permission;             /* RBAC permission required, NULL for none */
     const struct rl_policy *rate_limit; /* stricter budget than the default, or NULL */
     unsigned flags;
 };

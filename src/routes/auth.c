@@ -193,11 +193,6 @@ static int signup_tx(struct ctx *c, struct db_conn *db)
     return 0;
 }
 
-static int signup(struct ctx *c)
-{
-    return ctx_tx(c, signup_tx);
-}
-
 /* ---- sign-in ------------------------------------------------------------------------------ */
 
 static int login_tx(struct ctx *c, struct db_conn *db)
@@ -261,11 +256,6 @@ static int login_tx(struct ctx *c, struct db_conn *db)
     return 0;
 }
 
-static int login(struct ctx *c)
-{
-    return ctx_tx(c, login_tx);
-}
-
 /* ---- refresh ------------------------------------------------------------------------------ */
 
 static int refresh_tx(struct ctx *c, struct db_conn *db)
@@ -326,11 +316,6 @@ static int refresh_tx(struct ctx *c, struct db_conn *db)
     return 0;
 }
 
-static int refresh(struct ctx *c)
-{
-    return ctx_tx(c, refresh_tx);
-}
-
 /* ---- sign-out and sessions ---------------------------------------------------------------- */
 
 static int logout_tx(struct ctx *c, struct db_conn *db)
@@ -351,11 +336,6 @@ static int logout_tx(struct ctx *c, struct db_conn *db)
     audit(c, db, u->tenant_id, u->id, "auth.logout", json_pack("{s:s}", "scope", scope));
     ctx_body(c, 204, NULL, "", 0);
     return 0;
-}
-
-static int logout(struct ctx *c)
-{
-    return ctx_tx(c, logout_tx);
 }
 
 static int list_sessions(struct ctx *c)
@@ -403,7 +383,7 @@ static int revoke_session(struct ctx *c)
 static const struct route routes[] = {
     {.method = HTTP_POST,
      .path = "/auth/signup",
-     .handler = signup,
+     .tx = signup_tx,
      .tag = "Auth",
      .summary = "Sign up",
      .description = "Creates a tenant and its first user (the owner), "
@@ -416,7 +396,7 @@ static const struct route routes[] = {
                                                   {0}}},
     {.method = HTTP_POST,
      .path = "/auth/login",
-     .handler = login,
+     .tx = login_tx,
      .tag = "Auth",
      .summary = "Sign in",
      .operation_id = "login",
@@ -425,7 +405,7 @@ static const struct route routes[] = {
      .responses = (const struct route_response[]){{200, "Signed in", &token_response_s}, {0}}},
     {.method = HTTP_POST,
      .path = "/auth/refresh",
-     .handler = refresh,
+     .tx = refresh_tx,
      .tag = "Auth",
      .summary = "Refresh the access token",
      .description = "Rotates the refresh token. Presenting a used one again (after a short grace "
@@ -436,7 +416,7 @@ static const struct route routes[] = {
      .responses = (const struct route_response[]){{200, "New tokens", &token_response_s}, {0}}},
     {.method = HTTP_POST,
      .path = "/auth/logout",
-     .handler = logout,
+     .tx = logout_tx,
      .tag = "Auth",
      .summary = "Sign out",
      .description = "scope local: this session; others: every other session; global: all.",

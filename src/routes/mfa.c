@@ -242,19 +242,6 @@ static int disable_tx(struct ctx *c, struct db_conn *db)
     return 0;
 }
 
-static int verify(struct ctx *c)
-{
-    return ctx_tx(c, verify_tx);
-}
-static int challenge(struct ctx *c)
-{
-    return ctx_tx(c, challenge_tx);
-}
-static int disable(struct ctx *c)
-{
-    return ctx_tx(c, disable_tx);
-}
-
 static const struct route routes[] = {
     {.method = HTTP_POST,
      .path = "/auth/mfa/enroll",
@@ -267,7 +254,7 @@ static const struct route routes[] = {
      .responses = (const struct route_response[]){{201, "Factor created", NULL}, {0}}},
     {.method = HTTP_POST,
      .path = "/auth/mfa/verify",
-     .handler = verify,
+     .tx = verify_tx,
      .tag = "Auth",
      .summary = "Activate TOTP",
      .operation_id = "mfaVerify",
@@ -278,7 +265,7 @@ static const struct route routes[] = {
          (const struct route_response[]){{200, "Enabled; recovery codes shown once", NULL}, {0}}},
     {.method = HTTP_POST,
      .path = "/auth/mfa/challenge",
-     .handler = challenge,
+     .tx = challenge_tx,
      .tag = "Auth",
      .summary = "Complete an MFA sign-in",
      .description = "With the challengeId from /auth/login and a TOTP code (or a recovery code).",
@@ -288,7 +275,7 @@ static const struct route routes[] = {
      .responses = (const struct route_response[]){{200, "Signed in at aal2", NULL}, {0}}},
     {.method = HTTP_POST,
      .path = "/auth/mfa/disable",
-     .handler = disable,
+     .tx = disable_tx,
      .tag = "Auth",
      .summary = "Turn MFA off",
      .operation_id = "mfaDisable",

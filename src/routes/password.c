@@ -232,22 +232,10 @@ static int accept_tx(struct ctx *c, struct db_conn *db)
     return 0;
 }
 
-#define TX_HANDLER(name)                                                                           \
-    static int name(struct ctx *c)                                                                 \
-    {                                                                                              \
-        return ctx_tx(c, name##_tx);                                                               \
-    }
-TX_HANDLER(forgot)
-TX_HANDLER(reset)
-TX_HANDLER(change)
-TX_HANDLER(verify_email)
-TX_HANDLER(resend)
-TX_HANDLER(accept)
-
 static const struct route routes[] = {
     {.method = HTTP_POST,
      .path = "/auth/password/forgot",
-     .handler = forgot,
+     .tx = forgot_tx,
      .tag = "Auth",
      .summary = "Ask for a password reset link",
      .description = "Always 202, whether or not the address has an account.",
@@ -257,7 +245,7 @@ static const struct route routes[] = {
      .responses = (const struct route_response[]){{202, "Accepted", NULL}, {0}}},
     {.method = HTTP_POST,
      .path = "/auth/password/reset",
-     .handler = reset,
+     .tx = reset_tx,
      .tag = "Auth",
      .summary = "Set a new password with a reset token",
      .operation_id = "passwordReset",
@@ -267,7 +255,7 @@ static const struct route routes[] = {
          (const struct route_response[]){{204, "Password changed; sessions ended", NULL}, {0}}},
     {.method = HTTP_POST,
      .path = "/auth/password/change",
-     .handler = change,
+     .tx = change_tx,
      .tag = "Auth",
      .summary = "Change my password",
      .operation_id = "passwordChange",
@@ -278,7 +266,7 @@ static const struct route routes[] = {
          (const struct route_response[]){{204, "Changed; other sessions ended", NULL}, {0}}},
     {.method = HTTP_POST,
      .path = "/auth/verify-email",
-     .handler = verify_email,
+     .tx = verify_email_tx,
      .tag = "Auth",
      .summary = "Confirm an email address",
      .operation_id = "verifyEmail",
@@ -287,7 +275,7 @@ static const struct route routes[] = {
      .responses = (const struct route_response[]){{204, "Verified", NULL}, {0}}},
     {.method = HTTP_POST,
      .path = "/auth/invitations/accept",
-     .handler = accept,
+     .tx = accept_tx,
      .tag = "Auth",
      .summary = "Accept an invitation",
      .description = "Sets the invited user's password with the emailed token and signs in.",
@@ -297,7 +285,7 @@ static const struct route routes[] = {
      .responses = (const struct route_response[]){{200, "Signed in", NULL}, {0}}},
     {.method = HTTP_POST,
      .path = "/auth/verify-email/resend",
-     .handler = resend,
+     .tx = resend_tx,
      .tag = "Auth",
      .summary = "Send the verification email again",
      .operation_id = "verifyEmailResend",

@@ -480,32 +480,6 @@ static int unassign_role_tx(struct ctx *c, struct db_conn *db)
     return 0;
 }
 
-/* Each change runs in one transaction with its audit row (ctx_tx). */
-static int create_role(struct ctx *c)
-{
-    return ctx_tx(c, create_role_tx);
-}
-
-static int update_role(struct ctx *c)
-{
-    return ctx_tx(c, update_role_tx);
-}
-
-static int delete_role(struct ctx *c)
-{
-    return ctx_tx(c, delete_role_tx);
-}
-
-static int assign_role(struct ctx *c)
-{
-    return ctx_tx(c, assign_role_tx);
-}
-
-static int unassign_role(struct ctx *c)
-{
-    return ctx_tx(c, unassign_role_tx);
-}
-
 /* ---- the table ---------------------------------------------------------------------------- */
 
 static const struct route routes[] = {
@@ -533,7 +507,7 @@ static const struct route routes[] = {
      .responses = (const struct route_response[]){{200, "The role", &role_s}, {0}}},
     {.method = HTTP_POST,
      .path = "/roles",
-     .handler = create_role,
+     .tx = create_role_tx,
      .tag = "Roles",
      .summary = "Create a custom role",
      .description = "Unknown permission names are a validation error. You can only grant "
@@ -547,7 +521,7 @@ static const struct route routes[] = {
                                                   {0}}},
     {.method = HTTP_PATCH,
      .path = "/roles/:id",
-     .handler = update_role,
+     .tx = update_role_tx,
      .tag = "Roles",
      .summary = "Change a custom role",
      .description = "System roles cannot be changed (403, details.reason system_role). "
@@ -562,7 +536,7 @@ static const struct route routes[] = {
                                                   {0}}},
     {.method = HTTP_DELETE,
      .path = "/roles/:id",
-     .handler = delete_role,
+     .tx = delete_role_tx,
      .tag = "Roles",
      .summary = "Delete a custom role",
      .description = "Removes the role from every user who held it. System roles cannot be "
@@ -584,7 +558,7 @@ static const struct route routes[] = {
      .responses = (const struct route_response[]){{200, "The user's roles", &user_roles_s}, {0}}},
     {.method = HTTP_POST,
      .path = "/users/:id/roles",
-     .handler = assign_role,
+     .tx = assign_role_tx,
      .tag = "Roles",
      .summary = "Give a user a role",
      .operation_id = "assignUserRole",
@@ -597,7 +571,7 @@ static const struct route routes[] = {
                                                   {0}}},
     {.method = HTTP_DELETE,
      .path = "/users/:id/roles/:roleId",
-     .handler = unassign_role,
+     .tx = unassign_role_tx,
      .tag = "Roles",
      .summary = "Take a role from a user",
      .description = "The tenant's last active owner keeps the owner role (409, details.reason "

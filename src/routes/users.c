@@ -255,23 +255,6 @@ static int delete_tx(struct ctx *c, struct db_conn *db)
     return 0;
 }
 
-static int invite_user(struct ctx *c)
-{
-    return ctx_tx(c, invite_tx);
-}
-static int update_user(struct ctx *c)
-{
-    return ctx_tx(c, update_tx);
-}
-static int update_me(struct ctx *c)
-{
-    return ctx_tx(c, update_me_tx);
-}
-static int delete_user(struct ctx *c)
-{
-    return ctx_tx(c, delete_tx);
-}
-
 static int list_users(struct ctx *c)
 {
     struct db_conn *db = ctx_db(c);
@@ -338,7 +321,7 @@ static const struct route routes[] = {
      .responses = (const struct route_response[]){{200, "The signed-in user", &user_s}, {0}}},
     {.method = HTTP_PATCH,
      .path = "/users/me",
-     .handler = update_me,
+     .tx = update_me_tx,
      .tag = "Users",
      .summary = "Update my profile",
      .operation_id = "updateMe",
@@ -347,7 +330,7 @@ static const struct route routes[] = {
      .responses = (const struct route_response[]){{200, "Updated", &user_s}, {0}}},
     {.method = HTTP_POST,
      .path = "/users",
-     .handler = invite_user,
+     .tx = invite_tx,
      .tag = "Users",
      .summary = "Invite a user",
      .description = "Creates a pending user with a role and emails an invitation link that "
@@ -361,7 +344,7 @@ static const struct route routes[] = {
                                                   {0}}},
     {.method = HTTP_PATCH,
      .path = "/users/:id",
-     .handler = update_user,
+     .tx = update_tx,
      .tag = "Users",
      .summary = "Update a user",
      .operation_id = "updateUser",
@@ -372,7 +355,7 @@ static const struct route routes[] = {
      .responses = (const struct route_response[]){{200, "Updated", &user_s}, {0}}},
     {.method = HTTP_DELETE,
      .path = "/users/:id",
-     .handler = delete_user,
+     .tx = delete_tx,
      .tag = "Users",
      .summary = "Delete a user",
      .description = "Soft delete; the user's sessions end.",
