@@ -6,6 +6,7 @@
 #include "lib/jsonx.h"
 #include "repos/admin.h"
 #include "repos/audit.h"
+#include "services/audit.h"
 #include "routes/admin.h"
 
 /* ---- schemas ------------------------------------------------------------------------------ */
@@ -206,12 +207,9 @@ static int change_status_tx(struct ctx *c, struct db_conn *db, const char *to, c
         .action = action,
         .resource_type = "tenant",
         .resource_id = tid,
-        .ip = c->req.client_ip,
-        .user_agent = ctx_header(c, "User-Agent"),
-        .request_id = c->request_id,
         .metadata = meta,
     };
-    rc = audit_write(db, &e);
+    rc = audit_request(c, db, &e);
     json_decref(meta);
     if (rc < 0)
         return ctx_fail_db(c, db, NULL);

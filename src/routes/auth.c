@@ -7,6 +7,7 @@
 #include "lib/uuid.h"
 #include "middleware/rate_limit.h"
 #include "repos/audit.h"
+#include "services/audit.h"
 #include "repos/mfa.h"
 #include "repos/otp.h"
 #include "repos/repo.h"
@@ -124,12 +125,9 @@ static void audit(struct ctx *c, struct db_conn *db, const char *tenant, const c
         .action = action,
         .resource_type = "user",
         .resource_id = actor,
-        .ip = c->req.client_ip,
-        .user_agent = ctx_header(c, "User-Agent"),
-        .request_id = c->request_id,
         .metadata = meta,
     };
-    audit_write(db, &e);
+    audit_request(c, db, &e);
     json_decref(meta);
 }
 

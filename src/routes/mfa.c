@@ -8,6 +8,7 @@
 #include "lib/uuid.h"
 #include "middleware/rate_limit.h"
 #include "repos/audit.h"
+#include "services/audit.h"
 #include "repos/mfa.h"
 #include "repos/repo.h"
 #include "routes/mfa.h"
@@ -53,11 +54,8 @@ static void audit(struct ctx *c, struct db_conn *db, const char *tenant, const c
                             .actor_id = user,
                             .action = action,
                             .resource_type = "user",
-                            .resource_id = user,
-                            .ip = c->req.client_ip,
-                            .user_agent = ctx_header(c, "User-Agent"),
-                            .request_id = c->request_id};
-    audit_write(db, &e);
+                            .resource_id = user};
+    audit_request(c, db, &e);
 }
 
 /* The factor's secret, opened from its sealed form. AD binds it to the factor row. */

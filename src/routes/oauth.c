@@ -8,6 +8,7 @@
 #include "lib/uuid.h"
 #include "middleware/rate_limit.h"
 #include "repos/audit.h"
+#include "services/audit.h"
 #include "repos/repo.h"
 #include "repos/roles.h"
 #include "repos/tenants.h"
@@ -228,11 +229,8 @@ static int callback_tx(struct ctx *c, struct db_conn *db, const struct oauth_pro
                             .action = "auth.login_oauth",
                             .resource_type = "user",
                             .resource_id = user,
-                            .ip = c->req.client_ip,
-                            .user_agent = ctx_header(c, "User-Agent"),
-                            .request_id = c->request_id,
                             .metadata = json_pack("{s:s}", "provider", p->name)};
-    audit_write(db, &e);
+    audit_request(c, db, &e);
     json_decref(e.metadata);
     json_t *out;
     if (auth_open_session(c, db, tenant, user, "aal1", "[\"oauth\"]", &out) < 0)

@@ -5,6 +5,7 @@
 #include "lib/password.h"
 #include "middleware/rate_limit.h"
 #include "repos/audit.h"
+#include "services/audit.h"
 #include "repos/otp.h"
 #include "repos/repo.h"
 #include "repos/sessions.h"
@@ -59,11 +60,8 @@ static void audit(struct ctx *c, struct db_conn *db, const char *tenant, const c
                             .actor_id = user,
                             .action = action,
                             .resource_type = "user",
-                            .resource_id = user,
-                            .ip = c->req.client_ip,
-                            .user_agent = ctx_header(c, "User-Agent"),
-                            .request_id = c->request_id};
-    audit_write(db, &e);
+                            .resource_id = user};
+    audit_request(c, db, &e);
 }
 
 /* Sets a new password and ends every session of the user but keep_session (NULL: all). */

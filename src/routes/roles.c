@@ -7,6 +7,7 @@
 #include "lib/uuid.h"
 #include "middleware/auth.h"
 #include "repos/audit.h"
+#include "services/audit.h"
 #include "repos/roles.h"
 #include "repos/users.h"
 #include "routes/roles.h"
@@ -136,12 +137,9 @@ static int audit(struct ctx *c, struct db_conn *db, const char *action, const ch
         .action = action,
         .resource_type = type,
         .resource_id = id,
-        .ip = c->req.client_ip,
-        .user_agent = ctx_header(c, "User-Agent"),
-        .request_id = c->request_id,
         .metadata = meta,
     };
-    int rc = audit_write(db, &e);
+    int rc = audit_request(c, db, &e);
     json_decref(meta);
     return rc < 0 ? ctx_fail_db(c, db, NULL) : 0;
 }

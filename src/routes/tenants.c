@@ -4,6 +4,7 @@
 #include "http/app.h"
 #include "lib/jsonx.h"
 #include "repos/audit.h"
+#include "services/audit.h"
 #include "repos/tenants.h"
 #include "routes/tenants.h"
 
@@ -151,12 +152,9 @@ static int update_current_tx(struct ctx *c, struct db_conn *db, const char *sett
         .action = "tenant.update",
         .resource_type = "tenant",
         .resource_id = c->tenant_id,
-        .ip = c->req.client_ip,
-        .user_agent = ctx_header(c, "User-Agent"),
-        .request_id = c->request_id,
         .metadata = meta,
     };
-    rc = audit_write(db, &e);
+    rc = audit_request(c, db, &e);
     json_decref(meta);
     if (rc < 0)
         return ctx_fail_db(c, db, NULL);

@@ -5,6 +5,7 @@
 #include "http/pagination.h"
 #include "lib/uuid.h"
 #include "repos/audit.h"
+#include "services/audit.h"
 #include "repos/otp.h"
 #include "repos/repo.h"
 #include "repos/roles.h"
@@ -155,11 +156,8 @@ static void audit_user(struct ctx *c, struct db_conn *db, const char *action, co
                             .actor_id = c->user->id,
                             .action = action,
                             .resource_type = "user",
-                            .resource_id = id,
-                            .ip = c->req.client_ip,
-                            .user_agent = ctx_header(c, "User-Agent"),
-                            .request_id = c->request_id};
-    audit_write(db, &e);
+                            .resource_id = id};
+    audit_request(c, db, &e);
 }
 
 static int send_user_db(struct ctx *c, struct db_conn *db, const char *id, int status)
