@@ -108,20 +108,31 @@ static int forgot_tx(struct ctx *c, struct db_conn *db)
     return 0;
 }
 
-static int reset_tx(struct ctx *c, struct db_conn *db)
+/* Spends the emailed token of this purpose from the body and scopes the connection to its
+ * tenant; 0, or -1 with 400 (unknown, used or expired) or a database error set. */
+static int take_token(struct ctx *c, struct db_conn *db, const char *purpose, const char *what,
+                      char tenant[37], char user[37])
 {
-    char now[32], tenant[37], user[37];
+    char now[32];
     auth_iso(auth_now(), now);
-    db_set_rls_bypass(db, true);
-    int ok = otp_take(db, field(c->body, "token"), "password_reset", now, tenant, user);
+    db_set_rls_bypass(db, true); /* whose token it is decides the tenant */
+    int ok = otp_take(db, field(c->body, "token"), purpose, now, tenant, user);
     db_set_rls_bypass(db, false);
     if (ok < 0)
         return ctx_fail_db(c, db, NULL);
     if (!ok)
         return ctx_fail_details(c, ZY_E_VALIDATION, 400,
                                 json_pack("{s:s}", "reason", "invalid_or_expired_token"),
-                                "The reset link is invalid or has expired");
+                                arena_printf(c->arena, "The %s is invalid or has expired", what));
     repo_tenant(db, tenant);
+    return 0;
+}
+
+static int reset_tx(struct ctx *c, struct db_conn *db)
+{
+    char tenant[37], user[37];
+    if (take_token(c, db, "password_reset", "reset link", tenant, user) < 0)
+        return -1;
     if (set_password(c, db, tenant, user, field(c->body, "password"), NULL, "password_reset") < 0)
         return -1;
     audit(c, db, tenant, user, "auth.password_reset");
@@ -157,18 +168,11 @@ static int change_tx(struct ctx *c, struct db_conn *db)
 
 static int verify_email_tx(struct ctx *c, struct db_conn *db)
 {
-    char now[32], tenant[37], user[37];
+    char tenant[37], user[37];
+    if (take_token(c, db, "email_verification", "verification link", tenant, user) < 0)
+        return -1;
+    char now[32];
     auth_iso(auth_now(), now);
-    db_set_rls_bypass(db, true);
-    int ok = otp_take(db, field(c->body, "token"), "email_verification", now, tenant, user);
-    db_set_rls_bypass(db, false);
-    if (ok < 0)
-        return ctx_fail_db(c, db, NULL);
-    if (!ok)
-        return ctx_fail_details(c, ZY_E_VALIDATION, 400,
-                                json_pack("{s:s}", "reason", "invalid_or_expired_token"),
-                                "The verification link is invalid or has expired");
-    repo_tenant(db, tenant);
     if (db_exec(db,
                 "UPDATE users SET email_verified = $3, updated_at = $4 WHERE id = $2"
                 " AND tenant_id = $1",
@@ -202,18 +206,9 @@ static int resend_tx(struct ctx *c, struct db_conn *db)
 
 static int accept_tx(struct ctx *c, struct db_conn *db)
 {
-    char now[32], tenant[37], user[37];
-    auth_iso(auth_now(), now);
-    db_set_rls_bypass(db, true);
-    int ok = otp_take(db, field(c->body, "token"), "invitation", now, tenant, user);
-    db_set_rls_bypass(db, false);
-    if (ok < 0)
-        return ctx_fail_db(c, db, NULL);
-    if (!ok)
-        return ctx_fail_details(c, ZY_E_VALIDATION, 400,
-                                json_pack("{s:s}", "reason", "invalid_or_expired_token"),
-                                "The invitation is invalid or has expired");
-    repo_tenant(db, tenant);
+    char tenant[37], user[37];
+    if (take_token(c, db, "invitation", "invitation", tenant, user) < 0)
+        return -1;
     if (set_password(c, db, tenant, user, field(c->body, "password"), NULL, "invitation") < 0)
         return -1;
     /* the invitation reached this address: it is verified */
