@@ -113,6 +113,19 @@ static const char *const *db_env(struct tdb *d, const char *extra)
     return env;
 }
 
+Test(cli, oauth_misconfiguration_stops_the_start)
+{
+    const char *const env[] = {"NODE_ENV=test", "ZYGO_ENV_FILE=/nonexistent", datadir_env,
+                               "OAUTH_PROVIDERS=acme", "OAUTH_ACME_CLIENT_ID=id",
+                               "OAUTH_ACME_CLIENT_SECRET=very-secret-value", NULL};
+    char *out;
+    cr_assert_eq(run((const char *const[]){"zygo", "serve", NULL}, env, &out), 1);
+    cr_assert_not_null(strstr(out, "OAUTH_ACME"), "%s", out);
+    cr_assert_null(strstr(out, "very-secret-value"), "a secret in the error output");
+    cr_assert_null(strstr(out, "Server running"));
+    free(out);
+}
+
 Test(cli, migrate_applies_then_up_to_date)
 {
     struct tdb d;

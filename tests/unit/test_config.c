@@ -192,3 +192,33 @@ Test(config, dotenv_quotes_and_escapes)
         free(v[i]);
     free(v);
 }
+
+Test(config, identity_and_limit_settings)
+{
+    char *ok[] = {data_env, file_env, "ACCESS_TOKEN_EXPIRES_IN=5m",
+                  "REFRESH_TOKEN_REUSE_INTERVAL=0", "RATE_LIMIT_ENABLED=false",
+                  "RATE_LIMIT_IP_PER_MINUTE=30", "TRUST_PROXY=1", NULL};
+    struct config c;
+    struct config_errors e;
+    cr_assert_eq(config_load(&c, ok, &e), 0);
+    cr_assert_eq(c.access_token_ttl_s, 300);
+    cr_assert_eq(c.refresh_reuse_interval_s, 0);
+    cr_assert_not(c.rate_limit_enabled);
+    cr_assert_eq(c.rate_limit_ip_per_minute, 30);
+    cr_assert(c.trust_proxy);
+    /* every variable stays readable for modules with families of settings (OAUTH_*) */
+    bool seen = false;
+    for (size_t i = 0; c.vars[i]; i++)
+        seen |= strcmp(c.vars[i], "TRUST_PROXY=1") == 0;
+    cr_assert(seen);
+    config_free(&c);
+
+    char *bad[] = {data_env, file_env, "ACCESS_TOKEN_EXPIRES_IN=2d", "RATE_LIMIT_ENABLED=maybe",
+                   "REFRESH_TOKEN_REUSE_INTERVAL=-1", NULL};
+    cr_assert_eq(config_load(&c, bad, &e), -1);
+    cr_assert(has_error(&e, "ACCESS_TOKEN_EXPIRES_IN"));
+    cr_assert(has_error(&e, "RATE_LIMIT_ENABLED"));
+    cr_assert(has_error(&e, "REFRESH_TOKEN_REUSE_INTERVAL"));
+    config_errors_free(&e);
+    config_free(&c);
+}
