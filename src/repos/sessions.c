@@ -48,7 +48,7 @@ int refresh_find(struct db_conn *c, const char *token, struct refresh_lookup *ou
     token_hash(token, hash);
     struct db_rows *r = db_query(c,
                                  "SELECT rt.id, rt.tenant_id, rt.session_id, s.user_id,"
-                                 " rt.used_at, s.revoked_at, s.not_after"
+                                 " rt.used_at, s.revoked_at, s.not_after, s.aal"
                                  " FROM refresh_tokens rt JOIN sessions s ON s.id = rt.session_id"
                                  " WHERE rt.token_hash = $1",
                                  DB_ARGS(DB_TEXT(hash)));
@@ -64,6 +64,7 @@ int refresh_find(struct db_conn *c, const char *token, struct refresh_lookup *ou
         copy_col(r, 4, out->used_at, sizeof(out->used_at));
         out->session_revoked = !db_is_null(r, 5);
         copy_col(r, 6, out->not_after, sizeof(out->not_after));
+        copy_col(r, 7, out->aal, sizeof(out->aal));
     } else if (db_rows_error(r)) {
         found = -1;
     }

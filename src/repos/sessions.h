@@ -37,6 +37,7 @@ struct refresh_lookup {
     char used_at[32];   /* "" when never used */
     bool session_revoked;
     char not_after[32];
+    char aal[8]; /* the session's level: a refresh keeps it */
 };
 
 /* 1 found, 0 not found, -1 database error. */

@@ -307,7 +307,7 @@ static int refresh_tx(struct ctx *c, struct db_conn *db)
         sessions_touch(db, rt.session_id, now) < 0)
         return ctx_fail_db(c, db, NULL);
     json_t *out;
-    if (auth_token_response(c, db, rt.tenant_id, rt.user_id, rt.session_id, "aal1", token, &out) <
+    if (auth_token_response(c, db, rt.tenant_id, rt.user_id, rt.session_id, rt.aal, token, &out) <
         0)
         return -1;
     ctx_json(c, 200, out);

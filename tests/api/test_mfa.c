@@ -138,6 +138,19 @@ Test(mfa, enrol_then_two_step_sign_in_at_aal2)
     cr_assert_str_eq(cl.amr[1], "totp");
     jwt_claims_free(&cl);
     cr_assert_eq(req("GET", "/api/v1/users/me", access, NULL, NULL), 200);
+    /* a refresh keeps the session's level */
+    char body[256];
+    snprintf(body, sizeof(body), "{\"refreshToken\":\"%s\"}",
+             json_string_value(json_object_get(r, "refreshToken")));
+    json_t *rr;
+    cr_assert_eq(req("POST", "/api/v1/auth/refresh", NULL, body, &rr), 200);
+    cr_assert_eq(jwt_verify(json_string_value(json_object_get(rr, "accessToken")),
+                            (const unsigned char *)t.cfg.jwt_secret, strlen(t.cfg.jwt_secret),
+                            t.cfg.api_url, AUTH_AUDIENCE, auth_now(), &cl, NULL),
+                 JWT_OK);
+    cr_assert_str_eq(cl.aal, "aal2");
+    jwt_claims_free(&cl);
+    json_decref(rr);
     json_decref(r);
 
     /* the same code never works twice, and a challenge is single-use */
