@@ -171,6 +171,8 @@ static int verify_tx(struct ctx *c, struct db_conn *db)
         return ctx_fail_db(c, db, NULL);
     }
     audit(c, db, u->tenant_id, u->id, "mfa.enable");
+    auth_send_alert(c, u->email, "Two-factor authentication is on",
+                    "An authenticator app now protects your account.");
     memset(codes, 0, sizeof(codes));
     /* shown once: only their hashes are kept */
     ctx_json(c, 200, json_pack("{s:o, s:b}", "recoveryCodes", list, "mfaEnabled", 1));
@@ -236,6 +238,8 @@ static int disable_tx(struct ctx *c, struct db_conn *db)
     if (mfa_clear(db, u->tenant_id, u->id) < 0)
         return ctx_fail_db(c, db, NULL);
     audit(c, db, u->tenant_id, u->id, "mfa.disable");
+    auth_send_alert(c, u->email, "Two-factor authentication is off",
+                    "Two-factor authentication was turned off for your account.");
     ctx_body(c, 204, NULL, "", 0);
     return 0;
 }

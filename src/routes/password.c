@@ -136,6 +136,14 @@ static int reset_tx(struct ctx *c, struct db_conn *db)
     if (set_password(c, db, tenant, user, field(c->body, "password"), NULL, "password_reset") < 0)
         return -1;
     audit(c, db, tenant, user, "auth.password_reset");
+    bool failed;
+    json_t *who = users_find_by_id(db, tenant, user, &failed);
+    if (who)
+        auth_send_alert(c, json_string_value(json_object_get(who, "email")),
+                        "Your password was reset",
+                        "The password of your account was reset with an emailed link; every "
+                        "session was ended.");
+    json_decref(who);
     ctx_body(c, 204, NULL, "", 0);
     return 0;
 }
@@ -162,6 +170,8 @@ static int change_tx(struct ctx *c, struct db_conn *db)
                      "password_change") < 0)
         return -1;
     audit(c, db, u->tenant_id, u->id, "auth.password_change");
+    auth_send_alert(c, u->email, "Your password was changed",
+                    "The password of your account was changed; your other sessions were ended.");
     ctx_body(c, 204, NULL, "", 0);
     return 0;
 }

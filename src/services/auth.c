@@ -5,6 +5,7 @@
 
 #include "http/app.h"
 #include "lib/config.h"
+#include "lib/jsonx.h"
 #include "lib/jwt.h"
 #include "lib/log.h"
 #include "services/mailer.h"
@@ -113,4 +114,18 @@ int auth_send_link(struct ctx *c, const char *to, const char *kind, const char *
         return -1;
     }
     return 0;
+}
+
+void auth_send_alert(struct ctx *c, const char *to, const char *subject, const char *what)
+{
+    char when[48];
+    zy_iso_now(when);
+    char *text = arena_printf(c->arena,
+                              "%s\n\nWhen: %s\nFrom: %s\n\nIf this was not you, reset your "
+                              "password now and contact your administrator.\n",
+                              what, when, c->req.client_ip ? c->req.client_ip : "unknown");
+    struct mail m = {.to = to, .subject = subject, .text = text, .kind = "security_alert"};
+    char err[256];
+    if (mailer_send(app_mailer(c->app), &m, err, sizeof(err)) != MAILER_OK)
+        log_msg(LOG_ERROR, "security alert not sent: %s", err);
 }

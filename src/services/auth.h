@@ -38,4 +38,8 @@ int auth_token_response(struct ctx *c, struct db_conn *db, const char *tenant_id
 int auth_send_link(struct ctx *c, const char *to, const char *kind, const char *subject,
                    const char *intro, const char *path, const char *token);
 
+/* Tells the account owner about a security-relevant change (password changed, MFA turned on
+ * or off): kind "security_alert", never with a secret in it. Failures are logged only. */
+void auth_send_alert(struct ctx *c, const char *to, const char *subject, const char *what);
+
 #endif

@@ -63,6 +63,21 @@ static size_t outbox_token(const char *to, const char *kind, char token[128])
     return n;
 }
 
+/* How many outbox messages of this kind went to this address. */
+static size_t outbox_token_kind(const char *to, const char *kind)
+{
+    json_t *msgs, *m;
+    size_t i, n = 0;
+    cr_assert_eq(mailer_outbox_read(t.dir, &msgs), 0);
+    json_array_foreach(msgs, i, m)
+    {
+        n += strcmp(json_string_value(json_object_get(m, "to")), to) == 0 &&
+             strcmp(json_string_value(json_object_get(m, "kind")), kind) == 0;
+    }
+    json_decref(msgs);
+    return n;
+}
+
 static int login(const char *email, const char *pw)
 {
     char body[256];
@@ -94,6 +109,7 @@ Test(account, forgot_does_not_enumerate_and_reset_ends_sessions)
                  "a reset ends every session");
     cr_assert_eq(login("pat@example.com", "correct horse battery"), 401);
     cr_assert_eq(login("pat@example.com", "a brand new secret"), 200);
+    cr_assert_eq(outbox_token_kind("pat@example.com", "security_alert"), 1);
     json_t *r;
     cr_assert_eq(req("POST", "/api/v1/auth/password/reset", NULL, body, &r), 400, "single use");
     cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r, "details"), "reason")),
@@ -123,6 +139,8 @@ Test(account, change_keeps_this_session_and_ends_the_others)
     cr_assert_eq(req("GET", "/api/v1/users/me", a1, NULL, NULL), 200);
     cr_assert_eq(req("GET", "/api/v1/users/me", a2, NULL, NULL), 401);
     cr_assert_eq(login("quinn@example.com", "a brand new secret"), 200);
+    cr_assert_eq(outbox_token_kind("quinn@example.com", "security_alert"), 1,
+                 "the owner hears about the change");
 }
 
 Test(account, signup_sends_a_verification_link)
