@@ -7,6 +7,8 @@
 #include <criterion/criterion.h>
 
 #include "dbtest.h"
+#include "lib/jwt.h"
+#include "services/auth.h"
 #include "routes/routes.h"
 #include "support.h"
 
@@ -168,4 +170,75 @@ Test(matrix, another_tenants_ids_are_404_on_every_route)
     cr_assert(json_is_null(json_object_get(r, "description")) ||
               strcmp(json_string_value(json_object_get(r, "description")), "pwned") != 0);
     json_decref(r);
+}
+
+/* Every route that needs a token refuses, with 401 and the envelope, a request without one and
+ * one whose token is forged, expired or unsigned (alg "none"). */
+Test(matrix, every_authenticated_route_refuses_bad_tokens)
+{
+    struct owner a;
+    signup("ann@a.example", &a);
+    const char *secret = "another-secret-of-at-least-32-bytes!!";
+    struct jwt_claims cl = {.sub = a.user,
+                            .tid = a.tenant,
+                            .role = "owner",
+                            .pv = -1,
+                            .sid = a.user,
+                            .aal = "aal1",
+                            .iat = auth_now(),
+                            .exp = auth_now() + 600,
+                            .iss = t.cfg.api_url,
+                            .aud = AUTH_AUDIENCE};
+    char *forged = NULL, *expired = NULL;
+    cr_assert_eq(jwt_sign(&cl, (const unsigned char *)secret, strlen(secret), &forged), JWT_OK);
+    cl.iat = auth_now() - 7200;
+    cl.exp = auth_now() - 3600;
+    cr_assert_eq(
+        jwt_sign(&cl, (const unsigned char *)t.cfg.jwt_secret, strlen(t.cfg.jwt_secret), &expired),
+        JWT_OK);
+    /* the real token's payload under a header that asks for no signature */
+    char none[4200];
+    const char *dot = strchr(a.access, '.');
+    snprintf(none, sizeof(none), "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0%.*s.",
+             (int)(strrchr(a.access, '.') - dot), dot);
+    const char *tokens[] = {NULL, forged, expired, none, "garbage"};
+
+    size_t ngroups, checked = 0;
+    const struct route_group *groups = routes_groups(&ngroups);
+    for (size_t g = 0; g < ngroups; g++) {
+        for (size_t i = 0; i < groups[g].count; i++) {
+            const struct route *rt = &groups[g].routes[i];
+            if (rt->auth != ROUTE_AUTH)
+                continue;
+            char path[512];
+            size_t w = 0;
+            for (const char *p = groups[g].prefix; *p;)
+                path[w++] = *p++;
+            for (const char *p = rt->path; *p && w < sizeof(path) - 40;) {
+                if (*p == ':') {
+                    w += (size_t)snprintf(path + w, sizeof(path) - w,
+                                          "0192f0c1-7a3b-7c4d-8e5f-0123456789ab");
+                    while (*p && *p != '/')
+                        p++;
+                } else {
+                    path[w++] = *p++;
+                }
+            }
+            path[w] = '\0';
+            const char *body = rt->method == HTTP_POST || rt->method == HTTP_PATCH ? "{}" : NULL;
+            for (size_t k = 0; k < ARRAY_LEN(tokens); k++) {
+                json_t *r;
+                int st = api_req(t.app, http_method_name(rt->method), path, tokens[k], body, &r);
+                cr_assert_eq(st, 401, "%s %s with token #%zu answered %d",
+                             http_method_name(rt->method), path, k, st);
+                cr_assert_str_eq(json_string_value(json_object_get(r, "error")),
+                                 "AUTH_UNAUTHORIZED");
+                json_decref(r);
+            }
+            checked++;
+        }
+    }
+    cr_assert_geq(checked, 30, "only %zu authenticated routes found", checked);
+    free(forged);
+    free(expired);
 }
