@@ -316,7 +316,7 @@ static bool std_applies(const struct route *r, int status, bool path_params)
     case 401:
         return r->auth != ROUTE_PUBLIC;
     case 403:
-        return r->permission != NULL;
+        return r->permission || r->permission_any || r->permission_check;
     case 404:
         return path_params;
     default:
@@ -390,6 +390,12 @@ static json_t *operation(struct gen *g, const struct route_group *grp, const str
     json_object_set_new(op, "security", security(r->auth));
     if (r->permission)
         json_object_set_new(op, "x-permission", json_string(r->permission));
+    if (r->permission_any) {
+        json_t *any = json_array();
+        for (size_t i = 0; r->permission_any[i]; i++)
+            json_array_append_new(any, json_string(r->permission_any[i]));
+        json_object_set_new(op, "x-permission-any", any);
+    }
     json_t *params = parameters(g, r, path_names);
     if (params)
         json_object_set_new(op, "parameters", params);

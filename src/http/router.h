@@ -50,8 +50,12 @@ struct route {
     const struct schema *body;   /* JSON body */
     const struct route_response *responses;
     enum route_auth auth;
-    const char *permission;             /* RBAC permission required, NULL for none */
-    const struct rl_policy *rate_limit; /* stricter budget than the default, or NULL */
+    /* RBAC (the specification's requirePermission(string | string[] | predicate)); each one
+     * given must pass, global admins pass all: */
+    const char *permission;                        /* this permission */
+    const char *const *permission_any;             /* any of these (NULL-terminated) */
+    bool (*permission_check)(const struct ctx *c); /* a rule of the route's own */
+    const struct rl_policy *rate_limit;            /* stricter budget than the default, or NULL */
     unsigned flags;
 };
 

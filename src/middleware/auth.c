@@ -68,8 +68,8 @@ int auth_authenticate(struct ctx *c)
     u->is_global_admin = ua.is_global_admin;
     /* permissions come from the roles now, not from the token: a change applies at once */
     const char **perms;
-    if (roles_user_access(db, u->tenant_id, u->id, c->arena, &u->role, &perms,
-                          &u->npermissions) < 0) {
+    if (roles_user_access(db, u->tenant_id, u->id, c->arena, &u->role, &perms, &u->npermissions) <
+        0) {
         ctx_fail_db(c, db, NULL);
         goto out;
     }
@@ -125,12 +125,20 @@ bool auth_has_permission(const struct ctx *c, const char *permission)
 
 int auth_require_permission(struct ctx *c)
 {
-    const char *p = c->route->permission;
-    if (!p)
+    const struct route *r = c->route;
+    if (!r->permission && !r->permission_any && !r->permission_check)
         return 0;
     if (!c->user)
         return unauthorized(c, "Authentication required");
-    if (!auth_has_permission(c, p))
-        return ctx_fail(c, ZY_E_FORBIDDEN, "Insufficient permissions");
-    return 0;
+    if (c->user->is_global_admin)
+        return 0;
+    bool ok = !r->permission || auth_has_permission(c, r->permission);
+    if (ok && r->permission_any) {
+        ok = false;
+        for (size_t i = 0; r->permission_any[i] && !ok; i++)
+            ok = auth_has_permission(c, r->permission_any[i]);
+    }
+    if (ok && r->permission_check)
+        ok = r->permission_check(c);
+    return ok ? 0 : ctx_fail(c, ZY_E_FORBIDDEN, "Insufficient permissions");
 }
