@@ -24,6 +24,7 @@
 #include "lib/common.h"
 
 #include "db/pg.h"
+#include "lib/civil.h"
 
 #include <ctype.h>
 #include <libpq-fe.h>
@@ -612,42 +613,6 @@ static bool is_ts(Oid t)
     return t == OID_TIMESTAMPTZ || t == OID_TIMESTAMP;
 }
 
-static bool fixed_digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)s[i]))
-            return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date, and back (H. Hinnant's algorithms). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
 /*
  * PostgreSQL's ISO output "2026-11-25 17:45:49.123456+00" (timestamptz; timestamp has no
  * offset and is taken as UTC) → "2026-11-25T17:45:49.123Z", the form SQLite stores and the API
@@ -657,10 +622,10 @@ static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
 static bool ts_to_iso(const char *s, bool with_tz, char out[TS_LEN])
 {
     int Y, M, D, h, mi, sec, ms = 0;
-    if (!(fixed_digits(s, 4, &Y) && s[4] == '-' && fixed_digits(s + 5, 2, &M) && s[7] == '-' &&
-          fixed_digits(s + 8, 2, &D) && s[10] == ' ' && fixed_digits(s + 11, 2, &h) &&
-          s[13] == ':' && fixed_digits(s + 14, 2, &mi) && s[16] == ':' &&
-          fixed_digits(s + 17, 2, &sec)))
+    if (!(civil_digits(s, 4, &Y) && s[4] == '-' && civil_digits(s + 5, 2, &M) && s[7] == '-' &&
+          civil_digits(s + 8, 2, &D) && s[10] == ' ' && civil_digits(s + 11, 2, &h) &&
+          s[13] == ':' && civil_digits(s + 14, 2, &mi) && s[16] == ':' &&
+          civil_digits(s + 17, 2, &sec)))
         return false;
     const char *p = s + 19;
     if (*p == '.') {
@@ -678,15 +643,15 @@ static bool ts_to_iso(const char *s, bool with_tz, char out[TS_LEN])
         if (*p != '+' && *p != '-')
             return false;
         int sign = *p++ == '-' ? -1 : 1, oh, om = 0, os = 0;
-        if (!fixed_digits(p, 2, &oh))
+        if (!civil_digits(p, 2, &oh))
             return false;
         p += 2;
         if (*p == ':') {
-            if (!fixed_digits(p + 1, 2, &om))
+            if (!civil_digits(p + 1, 2, &om))
                 return false;
             p += 3;
             if (*p == ':') {
-                if (!fixed_digits(p + 1, 2, &os))
+                if (!civil_digits(p + 1, 2, &os))
                     return false;
                 p += 3;
             }
@@ -695,12 +660,12 @@ static bool ts_to_iso(const char *s, bool with_tz, char out[TS_LEN])
     }
     if (*p)
         return false;
-    int64_t t = days_from_civil(Y, M, D) * 86400 + h * 3600 + mi * 60 + sec - off;
+    int64_t t = civil_days(Y, M, D) * 86400 + h * 3600 + mi * 60 + sec - off;
     int64_t days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
     int64_t rem = t - days * 86400;
     int64_t y;
     int m, d;
-    civil_from_days(days, &y, &m, &d);
+    civil_date(days, &y, &m, &d);
     if (y < 1 || y > 9999)
         return false;
     snprintf(out, TS_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (int)y, m, d, (int)(rem / 3600),

@@ -3,6 +3,7 @@
 
 #include "lib/jsonx.h"
 #include "lib/uuid.h"
+#include "lib/civil.h"
 #include "repos/audit.h"
 #include "repos/repo.h"
 
@@ -154,52 +155,18 @@ json_t *audit_find_by_id(struct db_conn *c, const char *tenant_id, const char *i
 
 /* ---- time --------------------------------------------------------------------------------- */
 
-/* n ASCII digits at s as a number, or -1. */
-static int digits(const char *s, int n)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    return v;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
 bool audit_time_utc(const char *in, char out[32])
 {
     size_t n = in ? strlen(in) : 0;
     if (n < 20 || in[4] != '-' || in[7] != '-' || (in[10] != 'T' && in[10] != 't') ||
         in[13] != ':' || in[16] != ':')
         return false;
-    int y = digits(in, 4), mo = digits(in + 5, 2), d = digits(in + 8, 2);
-    int h = digits(in + 11, 2), mi = digits(in + 14, 2), s = digits(in + 17, 2);
-    if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 ||
-        s < 0 || s > 60)
+    int y, mo, d, h, mi, s;
+    if (!civil_digits(in, 4, &y) || !civil_digits(in + 5, 2, &mo) || !civil_digits(in + 8, 2, &d) ||
+        !civil_digits(in + 11, 2, &h) || !civil_digits(in + 14, 2, &mi) ||
+        !civil_digits(in + 17, 2, &s))
+        return false;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
         return false;
     size_t i = 19;
     int64_t ms = 0;
@@ -222,17 +189,17 @@ bool audit_time_utc(const char *in, char out[32])
     if (i + 1 == n && (in[i] == 'Z' || in[i] == 'z')) {
         offset_s = 0;
     } else if (i + 6 == n && (in[i] == '+' || in[i] == '-') && in[i + 3] == ':') {
-        int oh = digits(in + i + 1, 2), om = digits(in + i + 4, 2);
-        if (oh < 0 || oh > 23 || om < 0 || om > 59)
+        int oh, om;
+        if (!civil_digits(in + i + 1, 2, &oh) || !civil_digits(in + i + 4, 2, &om) || oh > 23 ||
+            om > 59)
             return false;
         offset_s = (in[i] == '-' ? -1 : 1) * (int64_t)(oh * 3600 + om * 60);
     } else {
         return false;
     }
-    int64_t t =
-        ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s) - offset_s) * 1000 + ms;
-    const int64_t lo = days_from_civil(1, 1, 1) * 86400000;
-    const int64_t hi = days_from_civil(10000, 1, 1) * 86400000 - 1;
+    int64_t t = ((civil_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + s) - offset_s) * 1000 + ms;
+    const int64_t lo = civil_days(1, 1, 1) * 86400000;
+    const int64_t hi = civil_days(10000, 1, 1) * 86400000 - 1;
     if (t < lo)
         t = lo;
     if (t > hi)
@@ -244,7 +211,7 @@ bool audit_time_utc(const char *in, char out[32])
     }
     int64_t yy;
     int mm, dd;
-    civil_from_days(days, &yy, &mm, &dd);
+    civil_date(days, &yy, &mm, &dd);
     char buf[64]; /* always 24 characters after the clamping above */
     int len = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (int)yy, mm, dd,
                        (int)(rem / 3600000), (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),
