@@ -170,8 +170,10 @@ static size_t fill_request(struct req_state *rs, const char *method)
 static enum MHD_Result send_response(struct req_state *rs)
 {
     struct ctx *c = rs->c;
+    /* No copy: the body lives in the request's arena, which request_completed frees only after
+     * MHD has finished sending (MHD keeps the response referenced until then). */
     struct MHD_Response *r = MHD_create_response_from_buffer(c->res.body_len, (void *)c->res.body,
-                                                             MHD_RESPMEM_MUST_COPY);
+                                                             MHD_RESPMEM_PERSISTENT);
     if (!r)
         return MHD_NO;
     for (size_t i = 0; i < c->res.nheaders; i++)
