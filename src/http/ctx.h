@@ -89,6 +89,7 @@ struct ctx {
     const char *tenant_id; /* the tenant the request acts in (tenant phase), NULL before */
     uint64_t start_ns;
     struct db_conn *db_conn; /* acquired by ctx_db() on first use */
+    void *local;             /* a handler's own state between its steps (arena-owned) */
     struct auth_user *user;
 
     /* Pending domain error, turned into the envelope by the error middleware. */

@@ -145,9 +145,8 @@ static int keep_then_fail(struct ctx *c, struct db_conn *db)
 static int signup_tx(struct ctx *c, struct db_conn *db)
 {
     json_t *b = c->body;
-    char tid[37], uid[37], slug[64], hash[PASSWORD_HASH_MAX];
-    if (password_hash(str_field(b, "password"), hash) < 0)
-        return ctx_fail(c, ZY_E_INTERNAL, "password hashing failed");
+    const char *hash = c->local; /* computed before the transaction: see login() */
+    char tid[37], uid[37], slug[64];
     uuid_v7(tid);
     uuid_v7(uid);
     db_set_rls_bypass(db, true); /* a new tenant: system work until it exists */
@@ -191,36 +190,38 @@ static int signup_tx(struct ctx *c, struct db_conn *db)
     return 0;
 }
 
+static int signup(struct ctx *c)
+{
+    char *hash = arena_alloc(c->arena, PASSWORD_HASH_MAX);
+    if (password_hash(str_field(c->body, "password"), hash) < 0)
+        return ctx_fail(c, ZY_E_INTERNAL, "password hashing failed");
+    c->local = hash;
+    return ctx_tx(c, signup_tx);
+}
+
 /* ---- sign-in ------------------------------------------------------------------------------ */
+
+/* What the slow part of a sign-in found, for the short transaction that records it. */
+struct login_state {
+    struct user_login cand[LOGIN_CANDIDATES];
+    int n;
+    int match;
+};
 
 static int login_tx(struct ctx *c, struct db_conn *db)
 {
-    json_t *b = c->body;
-    const char *pw = str_field(b, "password");
-    struct user_login cand[LOGIN_CANDIDATES];
-    db_set_rls_bypass(db, true); /* the tenant is what we are finding out */
-    int n =
-        users_find_login(db, str_field(b, "email"), str_field(b, "tenant"), cand, LOGIN_CANDIDATES);
-    db_set_rls_bypass(db, false);
-    if (n < 0)
-        return ctx_fail_db(c, db, NULL);
-    int match = -1;
-    for (int i = 0; i < n && match < 0; i++)
-        if (cand[i].password_hash[0] && password_verify(cand[i].password_hash, pw))
-            match = i;
-    if (n == 0)
-        password_verify_dummy(pw); /* an unknown email costs what a wrong password costs */
-    if (match < 0) {
+    struct login_state *ls = c->local;
+    if (ls->match < 0) {
         ctx_fail(c, ZY_E_UNAUTHORIZED, "Invalid email or password");
-        if (n > 0) {
-            repo_tenant(db, cand[0].tenant_id);
-            audit(c, db, cand[0].tenant_id, NULL, "auth.login_failed",
+        if (ls->n > 0) {
+            repo_tenant(db, ls->cand[0].tenant_id);
+            audit(c, db, ls->cand[0].tenant_id, NULL, "auth.login_failed",
                   json_pack("{s:s}", "reason", "invalid_credentials"));
             keep_then_fail(c, db);
         }
         return -1;
     }
-    struct user_login *u = &cand[match];
+    struct user_login *u = &ls->cand[ls->match];
     repo_tenant(db, u->tenant_id);
     if (strcmp(u->tenant_status, "active") != 0)
         return ctx_fail_details(c, ZY_E_FORBIDDEN, 403,
@@ -252,6 +253,33 @@ static int login_tx(struct ctx *c, struct db_conn *db)
         return -1;
     ctx_json(c, 200, out);
     return 0;
+}
+
+/*
+ * The password check (argon2id, ~100 ms) runs before any transaction: on SQLite a write
+ * transaction holds the database lock, and sign-ins would queue behind each other's hashing.
+ */
+static int login(struct ctx *c)
+{
+    struct db_conn *db = ctx_db(c);
+    if (!db)
+        return -1;
+    struct login_state *ls = arena_alloc(c->arena, sizeof(*ls));
+    const char *pw = str_field(c->body, "password");
+    db_set_rls_bypass(db, true); /* the tenant is what we are finding out */
+    ls->n = users_find_login(db, str_field(c->body, "email"), str_field(c->body, "tenant"),
+                             ls->cand, LOGIN_CANDIDATES);
+    db_set_rls_bypass(db, false);
+    if (ls->n < 0)
+        return ctx_fail_db(c, db, NULL);
+    ls->match = -1;
+    for (int i = 0; i < ls->n && ls->match < 0; i++)
+        if (ls->cand[i].password_hash[0] && password_verify(ls->cand[i].password_hash, pw))
+            ls->match = i;
+    if (ls->n == 0)
+        password_verify_dummy(pw); /* an unknown email costs what a wrong password costs */
+    c->local = ls;
+    return ctx_tx(c, login_tx);
 }
 
 /* ---- refresh ------------------------------------------------------------------------------ */
@@ -381,7 +409,7 @@ static int revoke_session(struct ctx *c)
 static const struct route routes[] = {
     {.method = HTTP_POST,
      .path = "/auth/signup",
-     .tx = signup_tx,
+     .handler = signup,
      .tag = "Auth",
      .summary = "Sign up",
      .description = "Creates a tenant and its first user (the owner), "
@@ -394,7 +422,7 @@ static const struct route routes[] = {
                                                   {0}}},
     {.method = HTTP_POST,
      .path = "/auth/login",
-     .tx = login_tx,
+     .handler = login,
      .tag = "Auth",
      .summary = "Sign in",
      .operation_id = "login",
