@@ -4,6 +4,7 @@
 #include "lib/password.h"
 
 #include <pthread.h>
+#include <unistd.h>
 #include <sodium.h>
 
 #include "lib/token.h"
@@ -29,6 +30,36 @@ static struct dummy {
 static size_t ndummies;
 static pthread_mutex_t dummies_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/*
+ * argon2id is CPU- and memory-bound by design. Running one per worker thread would take every
+ * core and leave the I/O thread (and /health) waiting for the scheduler; a gate keeps at most
+ * one core's worth fewer than the machine has busy with it. Callers queue for a slot.
+ */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static long gate_free = -1; /* -1: not sized yet */
+
+static void gate_enter(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    if (gate_free < 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        gate_free = n > 1 ? n - 1 : 1;
+    }
+    while (gate_free == 0)
+        pthread_cond_wait(&gate_cv, &gate_mu);
+    gate_free--;
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static void gate_leave(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_free++;
+    pthread_cond_signal(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+}
+
 bool password_params_ok(const struct password_params *p)
 {
     return p->opslimit >= password_params_owasp_min.opslimit &&
@@ -41,9 +72,10 @@ int password_hash_with(const struct password_params *p, const char *pw, char out
     if (len > PASSWORD_MAX_BYTES)
         return -1;
     token_crypto_init();
-    if (crypto_pwhash_argon2id_str(out, pw, len, p->opslimit, p->memlimit) != 0)
-        return -1;
-    return 0;
+    gate_enter();
+    int rc = crypto_pwhash_argon2id_str(out, pw, len, p->opslimit, p->memlimit);
+    gate_leave();
+    return rc != 0 ? -1 : 0;
 }
 
 int password_hash(const char *pw, char out[PASSWORD_HASH_MAX])
@@ -57,7 +89,10 @@ bool password_verify(const char *hash, const char *pw)
     if (len > PASSWORD_MAX_BYTES)
         return false;
     token_crypto_init();
-    return crypto_pwhash_argon2id_str_verify(hash, pw, len) == 0;
+    gate_enter();
+    bool ok = crypto_pwhash_argon2id_str_verify(hash, pw, len) == 0;
+    gate_leave();
+    return ok;
 }
 
 /* Copies the dummy hash for p into out if there is one; dummies_mu must be held. */

@@ -2,8 +2,12 @@
 #include "lib/common.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "lib/workq.h"
+
+#define WORKQ_NICE 5
 
 struct workq_task {
     void (*fn)(void *);
@@ -24,6 +28,9 @@ struct workq {
 static void *workq_main(void *p)
 {
     struct workq *q = p;
+    /* Workers yield to the I/O thread: under a burst of CPU-heavy work (password hashing) the
+     * cheap requests answered on the I/O thread keep their latency. Linux nice is per thread. */
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), WORKQ_NICE); /* if refused: normal priority */
     pthread_mutex_lock(&q->mu);
     for (;;) {
         while (q->len == 0 && !q->stopping)
