@@ -1,4 +1,4 @@
-// Reference app for bench/run.sh and bench/run-pg.sh: the specification's own stack (Node 20 +
+// Reference app for bench/run.sh, bench/run-pg.sh and bench/run-users.sh: the specification's own stack (Node 20 +
 // Hono 4 + @hono/node-server + pino, postgres.js) serving GET /health behind the same global
 // middleware as the specification's src/app.ts, in the same order: requestId, timing,
 // secureHeaders, cors (same origin function, credentials), then a request logger writing one
@@ -132,6 +132,95 @@ if (process.env.DATABASE_URL) {
       createdAt: u.created_at,
       updatedAt: u.updated_at,
     });
+  });
+}
+
+// bench/run-users.sh: the counterpart of zygo's GET /api/v1/users?page=&limit= on SQLite, only
+// registered when SQLITE_PATH is set (the same database file zygo uses, opened read-only with
+// better-sqlite3). The same steps as zygo's route: hono/jwt verifies the HS256 access token
+// (JWT_SECRET; issuer API_URL and audience "authenticated" checked as zygo does), the session
+// must exist, belong to the token's user and tenant, be unrevoked and unexpired (joined with the
+// user and the tenant, as zygo's auth middleware does), the user's roles give the permissions,
+// canViewUsers is required, then a count and a page of the tenant's users, as the API's
+// { data: User[], pagination } with camelCase fields and booleans. Prepared statements, once.
+if (process.env.SQLITE_PATH) {
+  const { default: Database } = await import('better-sqlite3');
+  const { jwt } = await import('hono/jwt');
+  const db = new Database(process.env.SQLITE_PATH, { readonly: true, fileMustExist: true });
+  db.pragma('busy_timeout = 5000');
+  const sessionStmt = db.prepare(`
+    SELECT u.status AS user_status, t.status AS tenant_status,
+           s.revoked_at IS NULL AND s.not_after > ? AS live
+    FROM sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = s.tenant_id
+    WHERE s.id = ? AND s.user_id = ? AND s.tenant_id = ? AND u.deleted_at IS NULL`);
+  const rolesStmt = db.prepare(`
+    SELECT r.name, r.permissions FROM user_roles ur JOIN roles r ON r.id = ur.role_id
+    WHERE ur.user_id = ? AND ur.tenant_id = ? ORDER BY r.name`);
+  const countStmt = db.prepare(
+    'SELECT count(*) AS n FROM users WHERE tenant_id = ? AND deleted_at IS NULL',
+  );
+  const pageStmt = db.prepare(`
+    SELECT id, tenant_id, email, first_name, last_name, display_name, avatar, phone, status,
+           email_verified, phone_verified, mfa_enabled, last_login_at, created_at, updated_at
+    FROM users WHERE tenant_id = ? AND deleted_at IS NULL
+    ORDER BY created_at, id LIMIT ? OFFSET ?`);
+  const fail = (c, status, error, message) =>
+    c.json(
+      {
+        error,
+        message,
+        statusCode: status,
+        timestamp: new Date().toISOString(),
+        requestId: c.get('requestId'),
+      },
+      status,
+    );
+  const auth = async (c, next) => {
+    const p = c.get('jwtPayload');
+    if (p.iss !== process.env.API_URL || p.aud !== 'authenticated' || !p.tid || !p.sid) {
+      return fail(c, 401, 'AUTH_UNAUTHORIZED', 'Invalid or expired token');
+    }
+    const s = sessionStmt.get(new Date().toISOString(), p.sid, p.sub, p.tid);
+    if (!s || !s.live) {
+      return fail(c, 401, 'AUTH_UNAUTHORIZED', 'Session has been revoked or has expired');
+    }
+    if (s.user_status === 'suspended') return fail(c, 403, 'AUTH_FORBIDDEN', 'User is suspended');
+    if (s.tenant_status !== 'active') return fail(c, 403, 'AUTH_FORBIDDEN', 'Tenant is not active');
+    const perms = new Set();
+    for (const r of rolesStmt.all(p.sub, p.tid)) for (const x of JSON.parse(r.permissions)) perms.add(x);
+    c.set('user', { id: p.sub, tenantId: p.tid, permissions: perms });
+    await next();
+  };
+  const can = (permission) => async (c, next) => {
+    if (!c.get('user').permissions.has(permission)) {
+      return fail(c, 403, 'AUTH_FORBIDDEN', 'Insufficient permissions');
+    }
+    await next();
+  };
+  const secret = process.env.JWT_SECRET;
+  app.get('/api/v1/users', jwt({ secret, alg: 'HS256' }), auth, can('canViewUsers'), (c) => {
+    const page = Math.max(1, Number.parseInt(c.req.query('page') || '1', 10) || 1);
+    const limit = Math.min(100, Math.max(1, Number.parseInt(c.req.query('limit') || '20', 10) || 20));
+    const tenantId = c.get('user').tenantId;
+    const total = countStmt.get(tenantId).n;
+    const data = pageStmt.all(tenantId, limit, (page - 1) * limit).map((u) => ({
+      id: u.id,
+      tenantId: u.tenant_id,
+      email: u.email,
+      firstName: u.first_name,
+      lastName: u.last_name,
+      displayName: u.display_name,
+      avatar: u.avatar,
+      phone: u.phone,
+      status: u.status,
+      emailVerified: u.email_verified === 1,
+      phoneVerified: u.phone_verified === 1,
+      mfaEnabled: u.mfa_enabled === 1,
+      lastLoginAt: u.last_login_at,
+      createdAt: u.created_at,
+      updatedAt: u.updated_at,
+    }));
+    return c.json({ data, pagination: { page, limit, total, totalPages: Math.ceil(total / limit) } });
   });
 }
 
