@@ -2,6 +2,7 @@
 #include "lib/common.h"
 
 #include "http/pagination.h"
+#include "lib/buf.h"
 
 static const struct schema int_s = {.type = SCHEMA_INTEGER};
 
@@ -46,4 +47,25 @@ json_t *pagination_envelope(json_t *data, const struct page *p, long long total)
     return json_pack("{s:o, s:{s:I, s:I, s:I, s:I}}", "data", data, "pagination", "page", p->page,
                      "limit", p->limit, "total", (json_int_t)total, "totalPages",
                      (json_int_t)((total + p->limit - 1) / p->limit));
+}
+
+int pagination_begin(struct buf *b, size_t max)
+{
+    buf_init(b, max);
+    return buf_puts(b, "{\"data\":");
+}
+
+int pagination_send(struct ctx *c, struct buf *b, const struct page *p, long long total)
+{
+    buf_printf(b, ",\"pagination\":{\"page\":%lld,\"limit\":%lld,\"total\":%lld,\"totalPages\":%lld}}",
+               (long long)p->page, (long long)p->limit, total, (total + p->limit - 1) / p->limit);
+    if (b->overflow) {
+        buf_free(b);
+        return ctx_fail(c, ZY_E_INTERNAL, "list response larger than its buffer");
+    }
+    size_t len;
+    char *body = buf_detach(b, &len);
+    arena_on_free(c->arena, free, body);
+    ctx_body(c, 200, "application/json", body, len);
+    return 0;
 }

@@ -24,4 +24,14 @@ void pagination_from_query(const struct ctx *c, struct page *p);
 /* {data, pagination}; steals data. */
 json_t *pagination_envelope(json_t *data, const struct page *p, long long total);
 
+/*
+ * The same envelope written as text (the lists' fast path, with repo_rows_write):
+ * pagination_begin initialises b (capped at max bytes) with {"data": ; the caller appends
+ * the data array; pagination_send closes the envelope and makes it the 200 response, or fails
+ * with 500 when the body outgrew max. b is consumed either way.
+ */
+struct buf;
+int pagination_begin(struct buf *b, size_t max);
+int pagination_send(struct ctx *c, struct buf *b, const struct page *p, long long total);
+
 #endif

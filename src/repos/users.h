@@ -59,11 +59,12 @@ struct user_auth {
 int users_auth_load(struct db_conn *c, const char *tenant_id, const char *user_id,
                     const char *session_id, const char *now, struct user_auth *out);
 
+struct buf;
 /* The spec's UserRepository.findAll: page of users (search over email, first and last name,
- * case-insensitive; optional status) ordered by createdAt, and the total. */
-json_t *users_list(struct db_conn *c, const char *tenant_id, const char *search,
-                   const char *status, long long limit, long long offset, long long *total,
-                   bool *failed);
+ * case-insensitive; optional status) ordered by createdAt, written to out as a JSON array of
+ * users, and the total. 0, or -1 on a database error or when out overflowed. */
+int users_list(struct db_conn *c, const char *tenant_id, const char *search, const char *status,
+               long long limit, long long offset, long long *total, struct buf *out);
 
 /* Updates the profile fields present in `fields` (camelCase API names: firstName, lastName,
  * displayName, avatar, phone, status; JSON null clears a field) of a live user. 1 updated,

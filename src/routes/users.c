@@ -3,6 +3,7 @@
 
 #include "http/app.h"
 #include "http/pagination.h"
+#include "lib/buf.h"
 #include "lib/uuid.h"
 #include "repos/audit.h"
 #include "services/audit.h"
@@ -15,6 +16,8 @@
 #include "services/auth.h"
 
 #define INVITE_TTL_S (7 * 24 * 3600)
+/* A page of 100 users is about 60 KB. */
+#define LIST_BODY_MAX (4u << 20)
 
 static const struct schema user_s = {
     .type = SCHEMA_OBJECT,
@@ -261,15 +264,16 @@ static int list_users(struct ctx *c)
     struct page pg;
     pagination_from_query(c, &pg);
     long long total;
-    bool failed;
-    json_t *data =
-        users_list(db, c->tenant_id, json_string_value(json_object_get(c->query, "search")),
+    struct buf rows;
+    pagination_begin(&rows, LIST_BODY_MAX);
+    if (users_list(db, c->tenant_id, json_string_value(json_object_get(c->query, "search")),
                    json_string_value(json_object_get(c->query, "status")), pg.limit, pg.offset,
-                   &total, &failed);
-    if (failed)
+                   &total, &rows) < 0 &&
+        !rows.overflow) {
+        buf_free(&rows);
         return ctx_fail_db(c, db, NULL);
-    ctx_json(c, 200, pagination_envelope(data, &pg, total));
-    return 0;
+    }
+    return pagination_send(c, &rows, &pg, total);
 }
 
 static int send_user(struct ctx *c, const char *id)

@@ -427,6 +427,51 @@ Test(auth, spec_users_api_filters_by_search_term)
     json_decref(body);
 }
 
+/* The list is written as text without jansson: same values and types as GET /users/:id. */
+Test(auth, users_list_filters_by_status_and_matches_the_single_read)
+{
+    users_setup();
+    char john[37], jane[37];
+    create_user(admin.tenant_id, "john@example.com", "Jo\"hn \u00e9", "member", john);
+    create_user(admin.tenant_id, "jane@example.com", "Jane", "member", jane);
+    sql_bypass("UPDATE users SET status = 'suspended' WHERE id = $1", jane);
+    json_t *body;
+    cr_assert_eq(req("GET", "/api/v1/users?status=suspended", admin.access, NULL, &body), 200);
+    json_t *data = json_object_get(body, "data");
+    cr_assert_eq(json_array_size(data), 1);
+    cr_assert_str_eq(jstr(json_array_get(data, 0), "id", NULL), jane);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(body, "pagination"), "total")),
+                 1);
+    json_decref(body);
+    /* status and search together: both must hold */
+    cr_assert_eq(req("GET", "/api/v1/users?status=active&search=jane", admin.access, NULL, &body),
+                 200);
+    cr_assert_eq(json_array_size(json_object_get(body, "data")), 0);
+    json_decref(body);
+    cr_assert_eq(req("GET", "/api/v1/users?status=active&search=%C3%A9", admin.access, NULL, &body),
+                 200);
+    data = json_object_get(body, "data");
+    cr_assert_eq(json_array_size(data), 1);
+    json_t *listed = json_incref(json_array_get(data, 0));
+    json_decref(body);
+    char path[80];
+    snprintf(path, sizeof(path), "/api/v1/users/%s", john);
+    cr_assert_eq(req("GET", path, admin.access, NULL, &body), 200);
+    /* quotes and non-ASCII escaped properly, booleans, nulls and timestamps typed alike */
+    cr_assert(json_equal(listed, body), "list and single read differ");
+    cr_assert_str_eq(jstr(listed, "firstName", NULL), "Jo\"hn \u00e9");
+    cr_assert(json_is_false(json_object_get(listed, "emailVerified")));
+    cr_assert(json_is_null(json_object_get(listed, "lastName")));
+    json_decref(listed);
+    json_decref(body);
+    /* a page past the end: no rows, the total still counted */
+    cr_assert_eq(req("GET", "/api/v1/users?page=9", admin.access, NULL, &body), 200);
+    cr_assert_eq(json_array_size(json_object_get(body, "data")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(body, "pagination"), "total")),
+                 3);
+    json_decref(body);
+}
+
 Test(auth, spec_users_api_401_without_auth)
 {
     cr_assert_eq(req("GET", "/api/v1/users", NULL, NULL, NULL), 401);
