@@ -31,6 +31,8 @@
 #   LOGIN_CONNECTIONS=16  HEALTH_CONNECTIONS=4  LOGIN_DURATION=$DURATION   part 2
 #   SKIP_LOGIN=1  SKIP_LIST=1 part 1 only, part 2 only
 #   PERF=1                    also profile zygo under the list load (perf, 3 s) into perf.txt
+#                             (self) and perf-children.txt (inclusive); PERF_CALLGRAPH=dwarf for
+#                             whole stacks through libraries built without frame pointers
 #
 # Needs: wrk, curl, node + npm, sqlite3 (apt-get when missing), bench/hono's packages (npm ci),
 # zygo's build (make). Results go to RESULTS_DIR/<UTC time>-users/. It waits while another
@@ -219,11 +221,15 @@ if [ -n "${PERF:-}" ] && command -v perf >/dev/null; then
         >"$OUT/perf-wrk.txt" &
     WRK_PID=$!
     sleep 1
-    perf record -q -g -o "$TMP/perf.data" -p "$SRV_PID" -- sleep 3 >/dev/null 2>&1 || true
+    perf record -q --call-graph "${PERF_CALLGRAPH:-fp}" -o "$TMP/perf.data" -p "$SRV_PID" -- sleep 3 \
+        >/dev/null 2>&1 || true
     wait "$WRK_PID"
     WRK_PID=
     perf report -q -i "$TMP/perf.data" --no-children --sort dso,symbol --percent-limit 1 \
         --stdio -g none >"$OUT/perf.txt" 2>/dev/null || true
+    # Inclusive times: which of our functions the cost above is spent under.
+    perf report -q -i "$TMP/perf.data" --children --sort symbol --percent-limit 2 \
+        --stdio -g none >"$OUT/perf-children.txt" 2>/dev/null || true
     stop_server
 fi
 
