@@ -64,21 +64,39 @@ static void audit(struct ctx *c, struct db_conn *db, const char *tenant, const c
     audit_request(c, db, &e);
 }
 
-/* Sets a new password and ends every session of the user but keep_session (NULL: all). */
+/*
+ * Sets the password hash computed before the transaction (argon2id takes ~100 ms: inside a
+ * transaction it would hold SQLite's write lock that long) and ends every session of the user
+ * but keep_session (NULL: all). With `was` set the update only happens while the stored hash
+ * is still that one (a concurrent change wins, this one fails with 409).
+ */
 static int set_password(struct ctx *c, struct db_conn *db, const char *tenant, const char *user,
-                        const char *pw, const char *keep_session, const char *reason)
+                        const char *hash, const char *was, const char *keep_session,
+                        const char *reason)
 {
-    char hash[PASSWORD_HASH_MAX], now[32];
-    if (password_hash(pw, hash) < 0)
-        return ctx_fail(c, ZY_E_INTERNAL, "password hashing failed");
+    char now[32];
     auth_iso(auth_now(), now);
-    if (db_exec(db,
-                "UPDATE users SET password_hash = $3, updated_at = $4 WHERE id = $2"
-                " AND tenant_id = $1",
-                DB_ARGS(DB_TEXT(tenant), DB_TEXT(user), DB_TEXT(hash), DB_TEXT(now))) != 1 ||
-        sessions_revoke_user(db, tenant, user, keep_session, now, reason) < 0)
+    int n = db_exec(db,
+                    "UPDATE users SET password_hash = $3, updated_at = $4 WHERE id = $2"
+                    " AND tenant_id = $1 AND (CAST($5 AS text) IS NULL OR password_hash = $5)",
+                    DB_ARGS(DB_TEXT(tenant), DB_TEXT(user), DB_TEXT(hash), DB_TEXT(now),
+                            DB_TEXT(was)));
+    if (n == 0 && was)
+        return ctx_fail(c, ZY_E_CONFLICT, "The password was changed meanwhile; try again");
+    if (n != 1 || sessions_revoke_user(db, tenant, user, keep_session, now, reason) < 0)
         return ctx_fail_db(c, db, NULL);
     return 0;
+}
+
+/* Hashes the body's `field` into c->local, then runs fn in a transaction. */
+static int hash_then_tx(struct ctx *c, const char *field_name,
+                        int (*fn)(struct ctx *c, struct db_conn *db))
+{
+    char *hash = arena_alloc(c->arena, PASSWORD_HASH_MAX);
+    if (password_hash(field(c->body, field_name), hash) < 0)
+        return ctx_fail(c, ZY_E_INTERNAL, "password hashing failed");
+    c->local = hash;
+    return ctx_tx(c, fn);
 }
 
 static int forgot_tx(struct ctx *c, struct db_conn *db)
@@ -133,7 +151,7 @@ static int reset_tx(struct ctx *c, struct db_conn *db)
     char tenant[37], user[37];
     if (take_token(c, db, "password_reset", "reset link", tenant, user) < 0)
         return -1;
-    if (set_password(c, db, tenant, user, field(c->body, "password"), NULL, "password_reset") < 0)
+    if (set_password(c, db, tenant, user, c->local, NULL, NULL, "password_reset") < 0)
         return -1;
     audit(c, db, tenant, user, "auth.password_reset");
     bool failed;
@@ -148,9 +166,40 @@ static int reset_tx(struct ctx *c, struct db_conn *db)
     return 0;
 }
 
+/* What the password check before the transaction found. */
+struct pw_change {
+    char was[PASSWORD_HASH_MAX];
+    char hash[PASSWORD_HASH_MAX];
+};
+
+static int reset(struct ctx *c)
+{
+    return hash_then_tx(c, "password", reset_tx);
+}
+
 static int change_tx(struct ctx *c, struct db_conn *db)
 {
     const struct auth_user *u = c->user;
+    const struct pw_change *pc = c->local;
+    if (set_password(c, db, u->tenant_id, u->id, pc->hash, pc->was, u->session_id,
+                     "password_change") < 0)
+        return -1;
+    audit(c, db, u->tenant_id, u->id, "auth.password_change");
+    auth_send_alert(c, u->email, "Your password was changed",
+                    "The password of your account was changed; your other sessions were ended.");
+    ctx_body(c, 204, NULL, "", 0);
+    return 0;
+}
+
+/* Both argon2id runs (check the current password, hash the new one) happen before the
+ * transaction; the update then requires the stored hash to be the one checked. */
+static int change(struct ctx *c)
+{
+    const struct auth_user *u = c->user;
+    struct db_conn *db = ctx_db(c);
+    if (!db)
+        return -1;
+    struct pw_change *pc = arena_alloc(c->arena, sizeof(*pc));
     struct db_rows *r = db_query(db,
                                  "SELECT password_hash FROM users WHERE id = $1 AND "
                                  "tenant_id = $2",
@@ -159,21 +208,19 @@ static int change_tx(struct ctx *c, struct db_conn *db)
         db_rows_free(r);
         return ctx_fail_db(c, db, NULL);
     }
-    bool ok =
-        !db_is_null(r, 0) && password_verify(db_text(r, 0), field(c->body, "currentPassword"));
+    bool ok = !db_is_null(r, 0) && db_textlen(r, 0) < sizeof(pc->was);
+    if (ok)
+        snprintf(pc->was, sizeof(pc->was), "%s", db_text(r, 0));
     db_rows_free(r);
+    ok = ok && password_verify(pc->was, field(c->body, "currentPassword"));
     if (!ok)
         return ctx_fail_details(c, ZY_E_VALIDATION, 400,
                                 json_pack("{s:s}", "reason", "wrong_password"),
                                 "The current password is wrong");
-    if (set_password(c, db, u->tenant_id, u->id, field(c->body, "newPassword"), u->session_id,
-                     "password_change") < 0)
-        return -1;
-    audit(c, db, u->tenant_id, u->id, "auth.password_change");
-    auth_send_alert(c, u->email, "Your password was changed",
-                    "The password of your account was changed; your other sessions were ended.");
-    ctx_body(c, 204, NULL, "", 0);
-    return 0;
+    if (password_hash(field(c->body, "newPassword"), pc->hash) < 0)
+        return ctx_fail(c, ZY_E_INTERNAL, "password hashing failed");
+    c->local = pc;
+    return ctx_tx(c, change_tx);
 }
 
 static int verify_email_tx(struct ctx *c, struct db_conn *db)
@@ -219,7 +266,7 @@ static int accept_tx(struct ctx *c, struct db_conn *db)
     char tenant[37], user[37];
     if (take_token(c, db, "invitation", "invitation", tenant, user) < 0)
         return -1;
-    if (set_password(c, db, tenant, user, field(c->body, "password"), NULL, "invitation") < 0)
+    if (set_password(c, db, tenant, user, c->local, NULL, NULL, "invitation") < 0)
         return -1;
     /* the invitation reached this address: it is verified */
     if (db_exec(db,
@@ -235,6 +282,11 @@ static int accept_tx(struct ctx *c, struct db_conn *db)
     return 0;
 }
 
+static int accept(struct ctx *c)
+{
+    return hash_then_tx(c, "password", accept_tx);
+}
+
 static const struct route routes[] = {
     {.method = HTTP_POST,
      .path = "/auth/password/forgot",
@@ -248,7 +300,7 @@ static const struct route routes[] = {
      .responses = (const struct route_response[]){{202, "Accepted", NULL}, {0}}},
     {.method = HTTP_POST,
      .path = "/auth/password/reset",
-     .tx = reset_tx,
+     .handler = reset,
      .tag = "Auth",
      .summary = "Set a new password with a reset token",
      .operation_id = "passwordReset",
@@ -258,7 +310,7 @@ static const struct route routes[] = {
          (const struct route_response[]){{204, "Password changed; sessions ended", NULL}, {0}}},
     {.method = HTTP_POST,
      .path = "/auth/password/change",
-     .tx = change_tx,
+     .handler = change,
      .tag = "Auth",
      .summary = "Change my password",
      .operation_id = "passwordChange",
@@ -278,7 +330,7 @@ static const struct route routes[] = {
      .responses = (const struct route_response[]){{204, "Verified", NULL}, {0}}},
     {.method = HTTP_POST,
      .path = "/auth/invitations/accept",
-     .tx = accept_tx,
+     .handler = accept,
      .tag = "Auth",
      .summary = "Accept an invitation",
      .description = "Sets the invited user's password with the emailed token and signs in.",
