@@ -397,3 +397,21 @@ machine_line() {
     model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
     echo "$(nproc) CPUs, ${model:-unknown CPU}, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, $(uname -sr)"
 }
+
+# perf_profile URL — PERF=1: profiles the server running as SRV_PID for 3 s while wrk loads URL
+# (WRK_ARGS, report.lua), into $OUT/perf.txt (self time by library and symbol) and
+# $OUT/perf-children.txt (inclusive time: which of our functions the cost is spent under).
+# PERF_CALLGRAPH=dwarf gives whole stacks through libraries built without frame pointers.
+perf_profile() {
+    wrk "${WRK_ARGS[@]}" -d"$WARMUP" -s "$LUA" "$1" >"$OUT/perf-wrk.txt" &
+    WRK_PID=$!
+    sleep 1
+    perf record -q --call-graph "${PERF_CALLGRAPH:-fp}" -o "$TMP/perf.data" -p "$SRV_PID" \
+        -- sleep 3 >/dev/null 2>&1 || true
+    wait "$WRK_PID"
+    WRK_PID=
+    perf report -q -i "$TMP/perf.data" --no-children --sort dso,symbol --percent-limit 1 \
+        --stdio -g none >"$OUT/perf.txt" 2>/dev/null || true
+    perf report -q -i "$TMP/perf.data" --children --sort symbol --percent-limit 2 \
+        --stdio -g none >"$OUT/perf-children.txt" 2>/dev/null || true
+}

@@ -39,6 +39,8 @@
 #                             calm down; measure it again (up to RETRIES times) when they used
 #                             more than 15 % of a CPU during the timed run (bench/lib.sh)
 #   BENCH_WAIT=1800           seconds to wait at most for another benchmark to end
+#   PERF=1                    also profile zygo (defaults) under the load (perf, 3 s) into
+#                             perf.txt and perf-children.txt (PERF_CALLGRAPH=dwarf: whole stacks)
 #
 # Needs: wrk, curl, node + npm, PostgreSQL server binaries and psql (installed with apt-get when
 # missing), zygo's build dependencies (`make deps`). It waits first while bench/run.sh (or
@@ -251,3 +253,10 @@ summary_table
     echo
     echo "(medians over $ROUNDS round(s); CPU % = CPU time used during the timed run / its wall time, 100 = one CPU; PostgreSQL CPU = the whole cluster; raw wrk output in ${OUT#"$ROOT"/})"
 } | tee "$OUT/summary.md"
+
+if [ -n "${PERF:-}" ] && command -v perf >/dev/null; then
+    PORT_NOW=$(free_port)
+    start_server zygo "" "$PORT_NOW" zygo-perf
+    perf_profile "http://127.0.0.1:$PORT_NOW$BENCH_PATH"
+    stop_server
+fi

@@ -217,19 +217,7 @@ done
 # PERF=1: a perf profile of zygo (defaults) under the list load, for WARMUP, into $OUT/perf.txt.
 if [ -n "${PERF:-}" ] && command -v perf >/dev/null; then
     start_zygo_any zygo-perf
-    wrk "${WRK_ARGS[@]}" -d"$WARMUP" -s "$LUA" "http://127.0.0.1:$PORT_NOW$BENCH_PATH" \
-        >"$OUT/perf-wrk.txt" &
-    WRK_PID=$!
-    sleep 1
-    perf record -q --call-graph "${PERF_CALLGRAPH:-fp}" -o "$TMP/perf.data" -p "$SRV_PID" -- sleep 3 \
-        >/dev/null 2>&1 || true
-    wait "$WRK_PID"
-    WRK_PID=
-    perf report -q -i "$TMP/perf.data" --no-children --sort dso,symbol --percent-limit 1 \
-        --stdio -g none >"$OUT/perf.txt" 2>/dev/null || true
-    # Inclusive times: which of our functions the cost above is spent under.
-    perf report -q -i "$TMP/perf.data" --children --sort symbol --percent-limit 2 \
-        --stdio -g none >"$OUT/perf-children.txt" 2>/dev/null || true
+    perf_profile "http://127.0.0.1:$PORT_NOW$BENCH_PATH"
     stop_server
 fi
 
