@@ -39,6 +39,8 @@
 #                             calm down; measure it again (up to RETRIES times) when they used
 #                             more than 15 % of a CPU during the timed run (bench/lib.sh)
 #   BENCH_WAIT=1800           seconds to wait at most for another benchmark to end
+#   PG_SOCKET=1               both servers reach PostgreSQL over its Unix-domain socket instead
+#                             of TCP on 127.0.0.1 (the usual set-up when they share a host)
 #   PERF=1                    also profile zygo (defaults) under the load (perf, 3 s) into
 #                             perf.txt and perf-children.txt (PERF_CALLGRAPH=dwarf: whole stacks)
 #
@@ -102,6 +104,15 @@ ADMIN_PW=${ADMIN_PW%%@*}
 ADMIN_URL=postgres://zygo_admin:$ADMIN_PW@$PG_BASE/$DB
 OWNER_URL=postgres://zygo_owner:$ZYGO_TEST_PG_OWNER_PASSWORD@$PG_BASE/$DB
 APP_URL=postgres://zygo_api:$ZYGO_TEST_PG_APP_PASSWORD@$PG_BASE/$DB
+PG_TRANSPORT="loopback TCP"
+HONO_SOCKET=
+if [ -n "${PG_SOCKET:-}" ]; then
+    # libpq reads a socket directory from the host parameter; postgres.js takes the socket
+    # file as its path option (bench/hono/app.mjs: DATABASE_SOCKET)
+    PG_TRANSPORT="Unix-domain socket"
+    APP_URL="postgres://zygo_api:$ZYGO_TEST_PG_APP_PASSWORD@/$DB?host=$PGDIR/sock&port=$ZYGO_TEST_PG_PORT"
+    HONO_SOCKET=$PGDIR/sock/.s.PGSQL.$ZYGO_TEST_PG_PORT
+fi
 psql_admin() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 psql_admin "$ZYGO_TEST_PG_ADMIN_URL" -c "CREATE DATABASE $DB OWNER zygo_owner"
 PG_VERSION=$(psql -X -At "$ADMIN_URL" -c 'SHOW server_version')
@@ -142,7 +153,7 @@ start_server() {
     else
         launch "$name" "$port" "$HONO_DIR" HOME="$TMP" \
             NODE_ENV=production HOST=127.0.0.1 PORT="$port" \
-            DATABASE_URL="$ADMIN_URL" DATABASE_POOL_MAX="$POOL_MAX" \
+            DATABASE_URL="$ADMIN_URL" DATABASE_SOCKET="$HONO_SOCKET" DATABASE_POOL_MAX="$POOL_MAX" \
             "${extra[@]}" -- "$NODE_BIN" app.mjs
     fi
 }
@@ -226,7 +237,7 @@ mkdir -p "$OUT"
     echo
     echo "- date: $(date -u +'%Y-%m-%d %H:%M UTC')"
     echo "- machine: $(machine_line); PostgreSQL, the servers and wrk share it"
-    echo "- PostgreSQL $PG_VERSION (scripts/pg-cluster.sh: loopback TCP, fsync off, shared_buffers 64MB); $USERS users in one tenant, the load goes round $IDS of them"
+    echo "- PostgreSQL $PG_VERSION (scripts/pg-cluster.sh: $PG_TRANSPORT, fsync off, shared_buffers 64MB); $USERS users in one tenant, the load goes round $IDS of them"
     echo "- zygo: zygo-bench-server $(cat "$ROOT/VERSION") ($ZYGO_DESC), NODE_ENV=production, role zygo_api (row-level security), DATABASE_POOL_MAX=$POOL_MAX"
     echo "- hono: node $(node --version), hono $(hono_ver hono), @hono/node-server $(hono_ver @hono/node-server), pino $(hono_ver pino), postgres (postgres.js) $(hono_ver postgres) with max=$POOL_MAX, NODE_ENV=production, superuser (no row-level security)"
     echo "- wrk $(wrk --version 2>&1 | awk 'NR==1{print $2}'): -t$THREADS -c$CONNECTIONS -d$DURATION after a $WARMUP warm-up, X-Tenant-ID${ORIGIN:+, Origin: $ORIGIN}${PIN:+, servers on CPU $SRV_CPUS, wrk on CPU $WRK_CPUS}; rounds: $ROUNDS"

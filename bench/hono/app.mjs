@@ -81,6 +81,8 @@ if (process.env.DATABASE_URL) {
   const { default: postgres } = await import('postgres');
   // src/db/index.ts of the specification.
   const sql = postgres(process.env.DATABASE_URL, {
+    // DATABASE_SOCKET: the server's Unix-domain socket file, instead of the URL's host and port
+    path: process.env.DATABASE_SOCKET || undefined,
     max: Number(process.env.DATABASE_POOL_MAX || 10),
     idle_timeout: 20,
     connect_timeout: 10,
