@@ -1,0 +1,61 @@
+-- 0004_jobs — the durable job queue (src/jobs/queue.h): one row per job, and the rate
+-- limiter's window per queue. Same tables as sqlite/0004_jobs.sql.
+--
+-- Times in these tables are bigint milliseconds since the Unix epoch (UTC), not timestamptz:
+-- every claim, heartbeat and sweep compares them with the runner's clock (which tests
+-- control) and adds lease and backoff durations to them; integer milliseconds compare and
+-- add the same way on SQLite and PostgreSQL. The API renders them in the usual ISO-8601 form
+-- with milliseconds.
+--
+-- Workers claim with FOR UPDATE SKIP LOCKED, so any number of processes share a queue.
+-- Row-level security as on every tenant-scoped table; system jobs (tenant_id NULL) are
+-- visible only with the bypass, which workers and admin routes set.
+CREATE TABLE jobs (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id text NOT NULL UNIQUE CHECK (length(id) BETWEEN 1 AND 128),
+    queue text NOT NULL CHECK (length(queue) BETWEEN 1 AND 64),
+    name text NOT NULL CHECK (length(name) <= 128),
+    tenant_id uuid,
+    data jsonb NOT NULL DEFAULT '{}',
+    state text NOT NULL DEFAULT 'waiting'
+        CHECK (state IN ('waiting', 'active', 'completed', 'failed', 'cancelled')),
+    priority integer NOT NULL DEFAULT 0 CHECK (priority >= 0),
+    prio integer NOT NULL,
+    run_at bigint NOT NULL,
+    attempts_made integer NOT NULL DEFAULT 0,
+    max_attempts integer NOT NULL CHECK (max_attempts >= 1),
+    backoff_ms bigint NOT NULL CHECK (backoff_ms >= 0),
+    timeout_ms bigint NOT NULL CHECK (timeout_ms > 0),
+    stalled_count integer NOT NULL DEFAULT 0,
+    progress integer NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
+    progress_message text,
+    result jsonb,
+    error text,
+    cancel_requested boolean NOT NULL DEFAULT false,
+    lease_owner text,
+    lease_token text,
+    lease_until bigint,
+    created_at bigint NOT NULL,
+    started_at bigint,
+    finished_at bigint,
+    updated_at bigint NOT NULL
+);
+
+CREATE INDEX jobs_claim_idx ON jobs (queue, prio, run_at, seq) WHERE state = 'waiting';
+CREATE INDEX jobs_active_idx ON jobs (lease_owner, lease_until) WHERE state = 'active';
+CREATE INDEX jobs_finished_idx ON jobs (queue, state, finished_at);
+CREATE INDEX jobs_tenant_idx ON jobs (tenant_id);
+
+CREATE TABLE job_limits (
+    queue text NOT NULL PRIMARY KEY,
+    window_start bigint NOT NULL,
+    count integer NOT NULL
+);
+
+ALTER TABLE jobs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE jobs FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON jobs
+    USING (app_rls_bypass() OR tenant_id = app_current_tenant())
+    WITH CHECK (app_rls_bypass() OR tenant_id = app_current_tenant());
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON jobs, job_limits TO zygo_app;

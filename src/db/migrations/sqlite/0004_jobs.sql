@@ -1,0 +1,62 @@
+-- 0004_jobs — the durable job queue (src/jobs/queue.h): one row per job, and the rate
+-- limiter's window per queue.
+--
+-- Times in these tables are integers: milliseconds since the Unix epoch (UTC), not ISO text.
+-- Every claim, heartbeat and sweep compares them with the runner's clock (which tests
+-- control) and adds lease and backoff durations to them; integer milliseconds compare and
+-- add the same way on SQLite and PostgreSQL and index well. The API renders them in the usual
+-- ISO-8601 form with milliseconds.
+--
+-- States (queue.h): waiting (run_at in the future: shown as "delayed"), active (leased by a
+-- worker until lease_until, renewed by its heartbeat), completed, failed (the dead-letter
+-- state), cancelled. The id is a UUIDv7 or the caller's de-duplication id: unique, so a second
+-- enqueue with the same id adds nothing while the first is kept. No foreign key on tenant_id:
+-- a tenant-deletion job outlives the tenant it purges.
+CREATE TABLE jobs (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE CHECK (length(id) BETWEEN 1 AND 128),
+    queue TEXT NOT NULL CHECK (length(queue) BETWEEN 1 AND 64),
+    name TEXT NOT NULL CHECK (length(name) <= 128),
+    tenant_id TEXT,
+    data TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(data)),
+    state TEXT NOT NULL DEFAULT 'waiting'
+        CHECK (state IN ('waiting', 'active', 'completed', 'failed', 'cancelled')),
+    priority INTEGER NOT NULL DEFAULT 0 CHECK (priority >= 0),
+    prio INTEGER NOT NULL,
+    run_at INTEGER NOT NULL,
+    attempts_made INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL CHECK (max_attempts >= 1),
+    backoff_ms INTEGER NOT NULL CHECK (backoff_ms >= 0),
+    timeout_ms INTEGER NOT NULL CHECK (timeout_ms > 0),
+    stalled_count INTEGER NOT NULL DEFAULT 0,
+    progress INTEGER NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
+    progress_message TEXT,
+    result TEXT CHECK (result IS NULL OR json_valid(result)),
+    error TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
+    lease_owner TEXT,
+    lease_token TEXT,
+    lease_until INTEGER,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER,
+    updated_at INTEGER NOT NULL
+) STRICT;
+
+-- The claim: the next runnable job of a queue, highest priority (lowest prio) first, then in
+-- the order they became runnable.
+CREATE INDEX jobs_claim_idx ON jobs (queue, prio, run_at, seq) WHERE state = 'waiting';
+-- Heartbeats (a runner's leases) and stalled-lease recovery.
+CREATE INDEX jobs_active_idx ON jobs (lease_owner, lease_until) WHERE state = 'active';
+-- Retention sweeps and the admin's failed-jobs list.
+CREATE INDEX jobs_finished_idx ON jobs (queue, state, finished_at);
+CREATE INDEX jobs_tenant_idx ON jobs (tenant_id);
+
+-- The limiter (the specification's `limiter: {max, duration}`), shared by every process: at
+-- most max claims of the queue per window; a window starts with the first claim after the
+-- previous one ended.
+CREATE TABLE job_limits (
+    queue TEXT NOT NULL PRIMARY KEY,
+    window_start INTEGER NOT NULL,
+    count INTEGER NOT NULL
+) STRICT;
