@@ -20,7 +20,7 @@ BUILD := build/$(VARIANT)
 # V=1 shows full compiler command lines.
 Q := $(if $(V),,@)
 CC ?= cc
-PKGS := libmicrohttpd jansson sqlite3 libcurl libsodium libpq libjwt liboath libqrencode
+PKGS := libmicrohttpd jansson sqlite3 libcurl libsodium libpq libjwt liboath libqrencode zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
