@@ -2,6 +2,7 @@
 #include "lib/common.h"
 
 #include "http/app.h"
+#include "jobs/tenant_deletion.h"
 #include "lib/jsonx.h"
 #include "repos/audit.h"
 #include "services/audit.h"
@@ -65,6 +66,43 @@ static const struct schema update_tenant_s = {
                                 .example = "\"acme-corp\""},
          false},
         {"settings", &settings_s, false},
+        {NULL}}};
+
+static const struct schema delete_tenant_s = {
+    .type = SCHEMA_OBJECT,
+    .ref = "DeleteTenantRequest",
+    .description = "Deleting a tenant cannot be undone: its data is archived, then removed.",
+    .props = (const struct schema_prop[]){
+        {"confirm",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .has_min = true,
+                                .min = 1,
+                                .has_max = true,
+                                .max = 100,
+                                .description = "The tenant's slug, typed again",
+                                .example = "\"acme-corp\""},
+         true},
+        {"reason",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .has_max = true,
+                                .max = 500,
+                                .description = "Why (kept with the deletion record and told "
+                                               "to the tenant's users)"},
+         false},
+        {NULL}}};
+
+static const struct schema deletion_accepted_s = {
+    .type = SCHEMA_OBJECT,
+    .ref = "TenantDeletionAccepted",
+    .props = (const struct schema_prop[]){
+        {"jobId",
+         &(const struct schema){.type = SCHEMA_STRING,
+                                .description = "The tenant-deletion job (GET /jobs/{id} until "
+                                               "the tenant's tokens stop working)"},
+         true},
+        {"tenantId", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID},
+         true},
+        {"message", &(const struct schema){.type = SCHEMA_STRING}, true},
         {NULL}}};
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -208,6 +246,55 @@ out:
     return rc;
 }
 
+/* Deleting the tenant is the owner's alone (canManageTenant may be given to a custom role). */
+static bool is_owner(const struct ctx *c)
+{
+    return c->user && c->user->role && strcmp(c->user->role, "owner") == 0;
+}
+
+static int delete_current_tx(struct ctx *c, struct db_conn *db)
+{
+    bool failed;
+    json_t *t = tenants_find_by_id(db, c->tenant_id, &failed);
+    if (failed)
+        return ctx_fail_db(c, db, NULL);
+    if (!t)
+        return ctx_fail(c, ZY_E_NOT_FOUND, "Tenant with ID %s not found", c->tenant_id);
+    ctx_keep(c, t);
+    if (strcmp(str_field(c->body, "confirm"), str_field(t, "slug")) != 0) {
+        json_t *issues = json_array();
+        add_issue(issues, "confirm", "custom", "Type the tenant's slug to confirm the deletion");
+        return ctx_fail_details(c, ZY_E_VALIDATION, 400, json_pack("{s:o}", "issues", issues),
+                                "Request validation failed");
+    }
+    const char *reason = str_field(c->body, "reason");
+    char job_id[JOB_ID_MAX];
+    int rc = tenant_deletion_request(db, c->tenant_id, c->user->id, reason, job_id);
+    if (rc < 0)
+        return ctx_fail_db(c, db, NULL);
+    if (rc == 0) {
+        json_t *meta = json_pack("{s:s}", "jobId", job_id);
+        if (reason)
+            json_object_set_new(meta, "reason", json_string(reason));
+        struct audit_entry e = {
+            .tenant_id = c->tenant_id,
+            .actor_id = c->user->id,
+            .action = "tenant.delete_requested",
+            .resource_type = "tenant",
+            .resource_id = c->tenant_id,
+            .metadata = meta,
+        };
+        rc = audit_request(c, db, &e);
+        json_decref(meta);
+        if (rc < 0)
+            return ctx_fail_db(c, db, NULL);
+    }
+    ctx_json(c, 202,
+             json_pack("{s:s, s:s, s:s}", "jobId", job_id, "tenantId", c->tenant_id, "message",
+                       "The tenant is being deleted"));
+    return 0;
+}
+
 static const struct route routes[] = {
     {.method = HTTP_GET,
      .path = "/tenants/current",
@@ -230,6 +317,25 @@ static const struct route routes[] = {
      .permission = "canManageTenant",
      .responses = (const struct route_response[]){{200, "The changed tenant", &tenant_s},
                                                   {409, "The slug is taken", NULL},
+                                                  {0}}},
+    {.method = HTTP_DELETE,
+     .path = "/tenants/current",
+     .tx = delete_current_tx,
+     .tag = "Tenants",
+     .summary = "Delete my tenant",
+     .description = "The owner only, confirming with the tenant's slug. Answers at once with "
+                    "the tenant-deletion job: it emails the tenant's users, ends every session "
+                    "(the tenant's tokens are refused from then on), archives the tenant's "
+                    "data to a compressed file and removes it. Asking again while it runs "
+                    "answers the same job.",
+     .operation_id = "deleteCurrentTenant",
+     .body = &delete_tenant_s,
+     .auth = ROUTE_AUTH,
+     .permission = "canManageTenant",
+     .permission_check = is_owner,
+     .responses = (const struct route_response[]){{202, "Deletion started", &deletion_accepted_s},
+                                                  {400, "The confirmation does not match", NULL},
+                                                  {403, "Not the tenant's owner", NULL},
                                                   {0}}},
 };
 

@@ -3,6 +3,7 @@
 
 #include "http/app.h"
 #include "http/pagination.h"
+#include "jobs/user_deletion.h"
 #include "lib/buf.h"
 #include "lib/uuid.h"
 #include "repos/audit.h"
@@ -251,6 +252,10 @@ static int delete_tx(struct ctx *c, struct db_conn *db)
         return ctx_fail(c, ZY_E_NOT_FOUND, "User with ID %s not found", id);
     if (sessions_revoke_user(db, c->tenant_id, id, NULL, now, "user_deleted") < 0)
         return ctx_fail_db(c, db, NULL);
+    /* the rest (identities, MFA, roles, anonymising the row) is the user-deletion job's */
+    char job_id[JOB_ID_MAX];
+    if (user_deletion_enqueue(db, c->tenant_id, id, c->user->id, job_id) < 0)
+        return ctx_fail_db(c, db, NULL);
     audit_user(c, db, "user.delete", id);
     ctx_body(c, 204, NULL, "", 0);
     return 0;
@@ -360,7 +365,9 @@ static const struct route routes[] = {
      .tx = delete_tx,
      .tag = "Users",
      .summary = "Delete a user",
-     .description = "Soft delete; the user's sessions end.",
+     .description = "Soft delete; the user's sessions end at once. A user-deletion job then "
+                    "removes their sign-in identities, MFA factors, role assignments and "
+                    "sessions and anonymises the row.",
      .operation_id = "deleteUser",
      .params = &id_params_s,
      .auth = ROUTE_AUTH,

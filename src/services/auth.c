@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "http/app.h"
+#include "jobs/notifications.h"
 #include "lib/config.h"
 #include "lib/jsonx.h"
 #include "lib/jwt.h"
@@ -99,6 +100,23 @@ int auth_open_session(struct ctx *c, struct db_conn *db, const char *tenant_id,
     return auth_token_response(c, db, tenant_id, user_id, sid, aal, refresh, out);
 }
 
+/* Queues the message on the request's connection, inside its transaction when one is open: a
+ * change that rolls back sends nothing, and SMTP never slows or fails the request. The job
+ * belongs to the tenant the connection works for (row-level security wants it so). */
+static int queue_mail(struct ctx *c, const struct mail *m)
+{
+    struct db_conn *db = ctx_db(c);
+    if (!db)
+        return -1;
+    const char *tenant = db_tenant(db) ? db_tenant(db) : c->tenant_id;
+    char id[JOB_ID_MAX];
+    if (notifications_enqueue(db, app_keyring(c->app), tenant, m, NULL, id) < 0) {
+        log_msg(LOG_ERROR, "email (%s) not queued: %s", m->kind, db_errmsg(db));
+        return -1;
+    }
+    return 0;
+}
+
 int auth_send_link(struct ctx *c, const char *to, const char *kind, const char *subject,
                    const char *intro, const char *path, const char *token)
 {
@@ -108,12 +126,7 @@ int auth_send_link(struct ctx *c, const char *to, const char *kind, const char *
                               "for this, ignore this email.\n",
                               intro, cfg->app_url, path, token);
     struct mail m = {.to = to, .subject = subject, .text = text, .kind = kind};
-    char err[256];
-    if (mailer_send(app_mailer(c->app), &m, err, sizeof(err)) != MAILER_OK) {
-        log_msg(LOG_ERROR, "email (%s) not sent: %s", kind, err);
-        return -1;
-    }
-    return 0;
+    return queue_mail(c, &m);
 }
 
 void auth_send_alert(struct ctx *c, const char *to, const char *subject, const char *what)
@@ -125,7 +138,5 @@ void auth_send_alert(struct ctx *c, const char *to, const char *subject, const c
                               "password now and contact your administrator.\n",
                               what, when, c->req.client_ip ? c->req.client_ip : "unknown");
     struct mail m = {.to = to, .subject = subject, .text = text, .kind = "security_alert"};
-    char err[256];
-    if (mailer_send(app_mailer(c->app), &m, err, sizeof(err)) != MAILER_OK)
-        log_msg(LOG_ERROR, "security alert not sent: %s", err);
+    queue_mail(c, &m);
 }

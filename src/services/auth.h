@@ -32,14 +32,18 @@ int auth_token_response(struct ctx *c, struct db_conn *db, const char *tenant_id
 
 /*
  * Emails a link with a single-use token: APP_URL + path + "?token=" + token. The token only
- * ever travels in the email; logs and audit rows never see it. Returns 0, or -1 when the
- * message could not be sent (logged; callers answering "always 202" carry on).
+ * ever travels in the email (sealed at rest in the job); logs and audit rows never see it.
+ * The email is a `notifications` job queued on the request's connection, inside its
+ * transaction (jobs/notifications.h): sent after the change commits, never if it rolls back.
+ * Returns 0, or -1 when it could not be queued (logged; callers answering "always 202" carry
+ * on).
  */
 int auth_send_link(struct ctx *c, const char *to, const char *kind, const char *subject,
                    const char *intro, const char *path, const char *token);
 
 /* Tells the account owner about a security-relevant change (password changed, MFA turned on
- * or off): kind "security_alert", never with a secret in it. Failures are logged only. */
+ * or off): kind "security_alert", never with a secret in it; queued like auth_send_link.
+ * Failures are logged only. */
 void auth_send_alert(struct ctx *c, const char *to, const char *subject, const char *what);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include <criterion/criterion.h>
 
+#include "jobtest.h"
 #include "services/mailer.h"
 #include "support.h"
 
@@ -44,6 +45,7 @@ static size_t outbox_token(const char *to, const char *kind, char token[128])
 {
     json_t *msgs;
     token[0] = '\0';
+    jobtest_drain(&t, NULL, 10000); /* emails are queued jobs */
     cr_assert_eq(mailer_outbox_read(t.dir, &msgs), 0);
     size_t n = 0, i;
     json_t *m;
@@ -68,6 +70,7 @@ static size_t outbox_token_kind(const char *to, const char *kind)
 {
     json_t *msgs, *m;
     size_t i, n = 0;
+    jobtest_drain(&t, NULL, 10000);
     cr_assert_eq(mailer_outbox_read(t.dir, &msgs), 0);
     json_array_foreach(msgs, i, m)
     {

@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 
+#include "jobtest.h"
 #include "services/mailer.h"
 #include "support.h"
 
@@ -50,6 +51,7 @@ static void invitation_token(const char *to, char token[128])
     json_t *msgs, *m;
     size_t i;
     token[0] = '\0';
+    jobtest_drain(&t, NULL, 10000); /* emails are queued jobs */
     cr_assert_eq(mailer_outbox_read(t.dir, &msgs), 0);
     json_array_foreach(msgs, i, m)
     {
