@@ -53,6 +53,7 @@ static const char *jstr(json_t *o, const char *k)
 
 struct who {
     char access[4096];
+    char refresh[256];
     char id[37];
     char tenant[37];
     char slug[64];
@@ -67,6 +68,7 @@ static void signup(const char *email, const char *tenant_name, struct who *w)
     json_t *r;
     cr_assert_eq(req("POST", "/api/v1/auth/signup", NULL, body, &r), 201);
     snprintf(w->access, sizeof(w->access), "%s", jstr(r, "accessToken"));
+    snprintf(w->refresh, sizeof(w->refresh), "%s", jstr(r, "refreshToken"));
     snprintf(w->id, sizeof(w->id), "%s", jstr(json_object_get(r, "user"), "id"));
     snprintf(w->tenant, sizeof(w->tenant), "%s", jstr(json_object_get(r, "tenant"), "id"));
     snprintf(w->slug, sizeof(w->slug), "%s", jstr(json_object_get(r, "tenant"), "slug"));
@@ -425,6 +427,9 @@ Test(processors, tenant_deletion_end_to_end)
     cr_assert_eq(req("GET", "/api/v1/users", member.access, NULL, NULL), 401);
     cr_assert_eq(login("ann@a.example", NULL), 401);
     cr_assert_eq(login("max@a.example", NULL), 401);
+    char body[512];
+    snprintf(body, sizeof(body), "{\"refreshToken\":\"%s\"}", a.refresh);
+    cr_assert_eq(req("POST", "/api/v1/auth/refresh", NULL, body, NULL), 401);
 
     /* its rows are gone; the tenants row is a tombstone; the request row stays */
     cr_assert_eq(tenant_rows(a.tenant), 0);
@@ -523,6 +528,14 @@ static void rerun_after_failure_at(const char *point)
     cr_assert_eq(archives_of(a.tenant, NULL), archived ? 1 : 0, "%s", point);
     if (strcmp(point, "purge:1") == 0)
         cr_assert_gt(tenant_rows(a.tenant), 0, "purged only in part");
+    if (strcmp(point, "softDelete") == 0) {
+        /* soft-deleted, sessions not yet revoked: the auth middleware refuses the tenant */
+        json_t *r;
+        cr_assert_eq(req("GET", "/api/v1/users/me", a.access, NULL, &r), 403);
+        cr_assert_str_eq(jstr(json_object_get(r, "details"), "reason"), "tenant_suspended");
+        json_decref(r);
+        cr_assert_eq(login("max@a.example", NULL), 401, "sign-in finds no user");
+    }
 
     due_now(job_id);
     drain();
@@ -583,6 +596,10 @@ Test(processors, tenant_deletion_rerun_after_verify)
 Test(processors, tenant_deletion_rerun_after_notify)
 {
     rerun_after_failure_at("notify");
+}
+Test(processors, tenant_deletion_rerun_after_soft_delete)
+{
+    rerun_after_failure_at("softDelete");
 }
 Test(processors, tenant_deletion_rerun_after_revoke)
 {
