@@ -1,8 +1,9 @@
 /*
- * main.c — the `zygo` command line: serve, migrate, openapi, version, help.
+ * main.c — the `zygo` command line: serve, worker, migrate, openapi, version, help.
  *
  * Owns process start-up and shutdown: configuration, logger, database, migrations, the app
- * and the HTTP server, and the signal wait that turns SIGTERM/SIGINT into a graceful stop.
+ * and the HTTP server, the job workers, and the signal wait that turns SIGTERM/SIGINT into a
+ * graceful stop.
  */
 #include "lib/common.h"
 
@@ -16,6 +17,8 @@
 #include "http/app.h"
 #include "http/openapi.h"
 #include "http/server.h"
+#include "jobs/processors.h"
+#include "jobs/queue.h"
 #include "lib/config.h"
 #include "lib/jsonx.h"
 #include "lib/log.h"
@@ -128,6 +131,44 @@ static int open_database(const struct config *cfg, struct db **db, bool verbose)
     return rc;
 }
 
+/* ---- job workers ---------------------------------------------------------------------------- */
+
+/* The workers of this process on the queue table, with the configured lease and intervals;
+ * queues/concurrency from `zygo worker` flags (NULL/0: all queues, each at its own). */
+static struct job_runner *start_jobs(const struct config *cfg, const struct job_env *env,
+                                     const char *const *queues, size_t nqueues, int concurrency)
+{
+    jobs_processors_register();
+    size_t ndefs;
+    const struct job_queue_def *defs = jobs_queue_defs(&ndefs);
+    struct job_runner_options o = {
+        .queues = queues,
+        .nqueues = nqueues,
+        .concurrency = concurrency > 0 ? concurrency : cfg->jobs_concurrency,
+        .lease_ms = cfg->jobs_lease_ms,
+        .poll_ms = cfg->jobs_poll_ms,
+        .sweep_interval_ms = cfg->jobs_sweep_interval_ms,
+    };
+    char err[256];
+    struct job_runner *r = job_runner_start(env, defs, ndefs, &o, err, sizeof(err));
+    if (!r)
+        log_msg(LOG_FATAL, "jobs: %s", err);
+    return r;
+}
+
+struct jobs_stop {
+    struct job_runner *r;
+    unsigned grace_s;
+    unsigned left;
+};
+
+static void *stop_jobs_thread(void *arg)
+{
+    struct jobs_stop *s = arg;
+    s->left = job_runner_stop(s->r, s->grace_s);
+    return NULL;
+}
+
 static struct {
     int port;
     const char *host;
@@ -207,21 +248,145 @@ static int cmd_serve(int argc, char **argv)
     }
     log_msg(LOG_INFO, "Server running on http://%s:%d", cfg.host, server_port(srv));
     log_msg(LOG_INFO, "Environment: %s", cfg.node_env);
+    /* The queues' workers share the app's services (JOBS_IN_PROCESS=false leaves them to
+     * `zygo worker` processes). */
+    struct job_env jenv = {
+        .cfg = &cfg, .db = db, .mailer = app_mailer(app), .keyring = app_keyring(app)};
+    struct jobs_stop js = {.grace_s = (unsigned)cfg.shutdown_timeout_s};
+    if (cfg.jobs_in_process && !(js.r = start_jobs(&cfg, &jenv, NULL, 0, 0)))
+        goto out;
 
     int sig = 0;
     sigwait(&set, &sig);
-    log_msg(LOG_INFO, "received %s, shutting down (finishing in-flight requests)",
+    log_msg(LOG_INFO, "received %s, shutting down (finishing in-flight requests and jobs)",
             sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    /* requests and jobs finish side by side, each within SHUTDOWN_TIMEOUT */
+    pthread_t jt;
+    bool jt_started = js.r && pthread_create(&jt, NULL, stop_jobs_thread, &js) == 0;
+    if (js.r && !jt_started)
+        stop_jobs_thread(&js);
     unsigned left = server_shutdown(srv, (unsigned)cfg.shutdown_timeout_s);
     if (left)
         log_msg(LOG_WARN, "%u request(s) still running at the shutdown deadline", left);
+    if (jt_started)
+        pthread_join(jt, NULL);
+    js.r = NULL;
     log_msg(LOG_INFO, "stopped");
     rc = 0;
+    if (js.left) {
+        /* a processor still runs on the app's services: leave them to the exit, its lease
+         * runs out and another worker retries the job */
+        config_free(&cfg);
+        return rc;
+    }
 out:
+    job_runner_stop(js.r, 0);
     server_free(srv);
     app_free(app);
     db_close(db);
     config_free(&cfg);
+    return rc;
+}
+
+static struct {
+    char *queues; /* comma-separated, as given */
+    int concurrency;
+} worker_flags;
+
+static int worker_opt(int opt, const char *arg)
+{
+    if (opt == 'q') {
+        free(worker_flags.queues);
+        worker_flags.queues = xstrdup(arg);
+    } else if (opt == 'c') {
+        char *end;
+        long n = strtol(arg, &end, 10);
+        if (*end || n < 1 || n > 256) {
+            usage_error("worker", "--concurrency expects 1-256, got '%s'", arg);
+            return -1;
+        }
+        worker_flags.concurrency = (int)n;
+    }
+    return 0;
+}
+
+static int cmd_worker(int argc, char **argv)
+{
+    static const struct option opts[] = {{"queues", required_argument, NULL, 'q'},
+                                         {"concurrency", required_argument, NULL, 'c'}};
+    worker_flags.queues = NULL;
+    worker_flags.concurrency = 0;
+    int pf = parse_flags(find_command("worker"), argc, argv, opts, ARRAY_LEN(opts), worker_opt);
+    if (pf != 0) {
+        free(worker_flags.queues);
+        return pf > 0 ? 0 : EXIT_USAGE;
+    }
+    /* --queues a,b: split in place */
+    const char *names[32];
+    size_t nnames = 0;
+    for (char *save = NULL, *q = worker_flags.queues ? strtok_r(worker_flags.queues, ",", &save)
+                                                     : NULL;
+         q; q = strtok_r(NULL, ",", &save)) {
+        if (nnames == ARRAY_LEN(names)) {
+            usage_error("worker", "--queues names more than %zu queues", ARRAY_LEN(names));
+            free(worker_flags.queues);
+            return EXIT_USAGE;
+        }
+        names[nnames++] = q;
+    }
+    if (worker_flags.queues && nnames == 0) {
+        usage_error("worker", "--queues names no queue");
+        free(worker_flags.queues);
+        return EXIT_USAGE;
+    }
+
+    struct config cfg;
+    if (load_config(&cfg) < 0) {
+        free(worker_flags.queues);
+        return 1;
+    }
+    log_init(cfg.log_level, cfg.log_pretty_allowed && isatty(1), 1);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = 1;
+    struct db *db = NULL;
+    struct app *app = NULL;
+    struct job_runner *r = NULL;
+    if (open_database(&cfg, &db, false) < 0)
+        goto out;
+    /* the app only lends its services (mailer, keys); no route is served */
+    app = app_new(&cfg, db, NULL, 0);
+    struct job_env env = {
+        .cfg = &cfg, .db = db, .mailer = app_mailer(app), .keyring = app_keyring(app)};
+    r = start_jobs(&cfg, &env, nnames ? names : NULL, nnames, worker_flags.concurrency);
+    if (!r)
+        goto out;
+    log_msg(LOG_INFO, "Worker running (pid %d)", (int)getpid());
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_msg(LOG_INFO, "received %s, finishing running jobs",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    unsigned left = job_runner_stop(r, (unsigned)cfg.shutdown_timeout_s);
+    r = NULL;
+    log_msg(LOG_INFO, "stopped");
+    rc = 0;
+    if (left) {
+        /* see cmd_serve: the stuck processors keep the services until the exit */
+        free(worker_flags.queues);
+        config_free(&cfg);
+        return rc;
+    }
+out:
+    job_runner_stop(r, 0);
+    app_free(app);
+    db_close(db);
+    config_free(&cfg);
+    free(worker_flags.queues);
     return rc;
 }
 
@@ -275,6 +440,8 @@ static int cmd_version(int argc, char **argv)
 static const struct command commands[] = {
     {"serve", "Start the HTTP API (and WebSocket endpoint) on PORT, default 3000.",
      "zygo serve [--port N] [--host ADDR]", cmd_serve},
+    {"worker", "Run the job queues' workers only (no HTTP); SIGTERM lets running jobs finish.",
+     "zygo worker [--queues a,b] [--concurrency N]", cmd_worker},
     {"migrate", "Apply pending database migrations and exit.", "zygo migrate", cmd_migrate},
     {"openapi", "Print the OpenAPI 3.1 document of the API.", "zygo openapi", cmd_openapi},
     {"version", "Print the version.", "zygo version", cmd_version},

@@ -494,6 +494,11 @@ int config_load(struct config *cfg, char *const *envp, struct config_errors *err
     cfg->http_io_threads = (int)get_int(&s, "HTTP_IO_THREADS", 1, 1, 64);
     cfg->http_workers = (int)get_int(&s, "HTTP_WORKERS", 8, 1, 256);
     cfg->shutdown_timeout_s = (int)get_int(&s, "SHUTDOWN_TIMEOUT", 20, 0, 600);
+    cfg->jobs_in_process = get_bool(&s, "JOBS_IN_PROCESS", true);
+    cfg->jobs_concurrency = (int)get_int(&s, "JOBS_CONCURRENCY", 0, 0, 256);
+    cfg->jobs_lease_ms = (int)get_int(&s, "JOBS_LEASE_MS", 30000, 100, 3600000);
+    cfg->jobs_poll_ms = (int)get_int(&s, "JOBS_POLL_MS", 200, 1, 60000);
+    cfg->jobs_sweep_interval_ms = (int)get_int(&s, "JOBS_SWEEP_INTERVAL_MS", 60000, 10, 86400000);
 
     size_t nenv = 0;
     while (envp && envp[nenv])

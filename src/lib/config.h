@@ -74,6 +74,13 @@ struct config {
     int http_io_threads;
     int http_workers;
     int shutdown_timeout_s;
+
+    /* Job workers (src/jobs) */
+    bool jobs_in_process;         /* JOBS_IN_PROCESS: `zygo serve` runs the queues' workers */
+    int jobs_concurrency;         /* JOBS_CONCURRENCY: 0 = each queue's own */
+    int jobs_lease_ms;            /* JOBS_LEASE_MS: a claimed job's lease, renewed by heartbeat */
+    int jobs_poll_ms;             /* JOBS_POLL_MS: idle wait between looks at the queues */
+    int jobs_sweep_interval_ms;   /* JOBS_SWEEP_INTERVAL_MS: stalled recovery and retention */
 };
 
 /* Problems found while loading; each is one human-readable line. */

@@ -9,6 +9,7 @@
 #include "routes/oauth.h"
 #include "routes/password.h"
 #include "routes/health.h"
+#include "routes/jobs.h"
 #include "routes/permissions.h"
 #include "routes/roles.h"
 #include "routes/routes.h"
@@ -17,7 +18,7 @@
 
 const struct route_group *routes_groups(size_t *n)
 {
-    static struct route_group groups[12];
+    static struct route_group groups[13];
     groups[0] = health_routes;
     groups[1] = docs_routes;
     groups[2] = auth_routes;
@@ -30,6 +31,7 @@ const struct route_group *routes_groups(size_t *n)
     groups[9] = roles_routes;
     groups[10] = tenants_routes;
     groups[11] = oauth_routes;
+    groups[12] = jobs_routes;
     *n = ARRAY_LEN(groups);
     return groups;
 }

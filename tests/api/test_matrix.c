@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 
 #include "dbtest.h"
+#include "jobs/queue.h"
 #include "lib/jwt.h"
 #include "services/auth.h"
 #include "routes/routes.h"
@@ -79,6 +80,7 @@ static const struct target matrix[] = {
     {HTTP_DELETE, "/api/v1/roles/:id", NULL},
     {HTTP_DELETE, "/api/v1/auth/sessions/:id", NULL},
     {HTTP_GET, "/api/v1/audit/:id", NULL},
+    {HTTP_GET, "/api/v1/jobs/:id", NULL},
 };
 
 static bool exempt(const char *path)
@@ -108,6 +110,11 @@ Test(matrix, another_tenants_ids_are_404_on_every_route)
     b_id("SELECT id FROM sessions WHERE tenant_id = $1", b.tenant, session_b);
     b_id("SELECT id FROM audit_logs WHERE tenant_id = $1", b.tenant, audit_b);
     b_id("SELECT id FROM roles WHERE tenant_id = $1 AND name = 'member'", a.tenant, role_a);
+    char job_b[JOB_ID_MAX];
+    struct db_conn *jc = dbt_acquire(t.db);
+    db_set_rls_bypass(jc, true);
+    cr_assert_eq(jobs_enqueue(jc, "notifications", NULL, b.tenant, NULL, NULL, job_b), 0);
+    db_release(jc);
 
     size_t ngroups, checked = 0;
     const struct route_group *groups = routes_groups(&ngroups);
@@ -129,6 +136,7 @@ Test(matrix, another_tenants_ids_are_404_on_every_route)
             const char *first = strstr(full, "/roles/:id")   ? role_b
                                 : strstr(full, "/sessions/") ? session_b
                                 : strstr(full, "/audit/")    ? audit_b
+                                : strstr(full, "/jobs/")     ? job_b
                                                              : user_b;
             char *p = full;
             size_t w = 0;

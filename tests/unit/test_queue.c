@@ -17,6 +17,7 @@
 #include "dbtest.h"
 #include "jobs/queue.h"
 #include "lib/log.h"
+#include "services/realtime.h"
 #include "support.h"
 
 #define TENANT_A "0192f0c1-7a3b-7c4d-8e5f-00000000000a"
@@ -893,4 +894,100 @@ Test(jobs, admin_views_count_and_list)
     cr_assert_eq(total, 3);
     cr_assert_eq(json_array_size(l), 1);
     json_decref(l);
+}
+
+/* ---- events ------------------------------------------------------------------------------- */
+
+static struct {
+    pthread_mutex_t mu;
+    char room[64][160];
+    json_t *msg[64];
+    int n;
+} ev = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void capture(void *arg, bool user, const char *target, const char *json, size_t len)
+{
+    (void)arg;
+    cr_assert_not(user);
+    pthread_mutex_lock(&ev.mu);
+    if (ev.n < 64) {
+        snprintf(ev.room[ev.n], sizeof(ev.room[0]), "%s", target);
+        ev.msg[ev.n++] = json_loadb(json, len, 0, NULL);
+    }
+    pthread_mutex_unlock(&ev.mu);
+}
+
+/* The events of one job, in order, as "type" or "type:detail" strings joined by spaces. */
+static void events_of(const char *tenant, const char *id, char *out, size_t n)
+{
+    char room[160];
+    snprintf(room, sizeof(room), "tenant:%s:job:%s", tenant, id);
+    out[0] = '\0';
+    size_t w = 0;
+    pthread_mutex_lock(&ev.mu);
+    for (int i = 0; i < ev.n; i++) {
+        if (strcmp(ev.room[i], room) != 0)
+            continue;
+        json_t *m = ev.msg[i];
+        cr_assert_str_eq(json_string_value(json_object_get(m, "jobId")), id);
+        const char *type = json_string_value(json_object_get(m, "type"));
+        char detail[64] = "";
+        if (strcmp(type, "job.progress") == 0)
+            snprintf(detail, sizeof(detail), ":%lld:%s",
+                     (long long)json_integer_value(json_object_get(m, "progress")),
+                     json_string_value(json_object_get(m, "message")));
+        else if (strcmp(type, "job.failed") == 0)
+            snprintf(detail, sizeof(detail), ":%s:%s",
+                     json_is_true(json_object_get(m, "willRetry")) ? "retry" : "final",
+                     json_is_true(json_object_get(m, "cancelled")) ? "cancelled" : "failed");
+        else if (strcmp(type, "job.completed") == 0)
+            snprintf(detail, sizeof(detail), ":%s",
+                     json_string_value(json_object_get(json_object_get(m, "result"), "name")));
+        w += (size_t)snprintf(out + w, n - w, "%s%s%s@%lld", w ? " " : "", type, detail,
+                              (long long)json_integer_value(json_object_get(m, "attempt")));
+    }
+    pthread_mutex_unlock(&ev.mu);
+}
+
+Test(jobs, progress_completion_and_failures_are_published_to_the_jobs_room)
+{
+    struct realtime *rt = realtime_new(NULL);
+    realtime_set_local(rt, capture, NULL);
+    env.realtime = rt;
+    char ok[JOB_ID_MAX], bad[JOB_ID_MAX], sys[JOB_ID_MAX], gone[JOB_ID_MAX];
+    cr_assert_eq(jobs_enqueue(c, "t-plain", "fine", TENANT_A, "{\"progress\": 40}", NULL, ok), 0);
+    cr_assert_eq(jobs_enqueue(c, "t-plain", "broken", TENANT_B, "{\"fail\": true}",
+                              &(struct job_opts){.attempts = 2}, bad),
+                 0);
+    cr_assert_eq(jobs_enqueue(c, "t-plain", "system", NULL, "{\"progress\": 10}", NULL, sys), 0);
+    cr_assert_eq(jobs_enqueue(c, "t-plain", "gone", TENANT_A,
+                              "{\"sleepMs\": 20000, \"honor\": true}", NULL, gone),
+                 0);
+    struct job_runner *r =
+        start(qdef("t-plain"), 1,
+              &(struct job_runner_options){
+                  .poll_ms = 10, .lease_ms = 300, .sweep_interval_ms = 60000, .concurrency = 4});
+    cr_assert(wait_state(ok, "completed", 3000));
+    cr_assert(wait_state(bad, "failed", 3000));
+    cr_assert(wait_state(sys, "completed", 3000));
+    cr_assert(wait_state(gone, "active", 3000));
+    cr_assert_eq(jobs_cancel(c, gone, NULL), 0);
+    cr_assert(wait_state(gone, "cancelled", 3000));
+    stop(r);
+    char got[512];
+    events_of(TENANT_A, ok, got, sizeof(got));
+    cr_assert_str_eq(got, "job.progress:40:half way@1 job.completed:fine@1");
+    events_of(TENANT_B, bad, got, sizeof(got));
+    cr_assert_str_eq(got, "job.failed:retry:failed@1 job.failed:final:failed@2");
+    events_of(TENANT_A, gone, got, sizeof(got));
+    cr_assert_str_eq(got, "job.failed:final:cancelled@1");
+    pthread_mutex_lock(&ev.mu);
+    for (int i = 0; i < ev.n; i++) {
+        cr_assert(strstr(ev.room[i], sys) == NULL, "a system job has no room");
+        cr_assert(strncmp(ev.room[i], "tenant:", 7) == 0);
+        json_decref(ev.msg[i]);
+    }
+    cr_assert_eq(ev.n, 5);
+    pthread_mutex_unlock(&ev.mu);
+    realtime_free(rt);
 }
