@@ -23,6 +23,8 @@ CC ?= cc
 PKGS := libmicrohttpd jansson sqlite3 libcurl libsodium libpq libjwt liboath libqrencode zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Debian's libwslay-dev ships no pkg-config file: linked by name (header in the default path).
+PKG_LIBS += -lwslay
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wpointer-arith -Wvla \
         -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
@@ -37,7 +39,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 # Files compiled into the binary: SQL migrations per dialect and static assets.
 EMBED := $(sort $(wildcard src/db/migrations/*/*.sql)) $(sort $(wildcard src/routes/assets/*))
 
-.PHONY: all run test check clean deps tests bench-server
+.PHONY: all run test check clean deps tests bench-server bench-queue
 all: $(BUILD)/zygo
 
 deps:
@@ -82,6 +84,12 @@ $(BUILD)/zygo-bench-server: bench/pg_server.c $(BUILD)/libzygo.a
 	$(CC) $(CFLAGS_COMMON) $(WARN) -o $@ $^ $(LDLIBS)
 
 bench-server: $(BUILD)/zygo-bench-server
+
+# The queue benchmark's driver: the real job runner on no-op jobs (bench/queue_bench.c).
+$(BUILD)/zygo-bench-queue: bench/queue_bench.c $(BUILD)/libzygo.a
+	$(CC) $(CFLAGS_COMMON) $(WARN) -o $@ $^ $(LDLIBS)
+
+bench-queue: $(BUILD)/zygo-bench-queue
 
 run: deps
 	@$(MAKE) --no-print-directory all

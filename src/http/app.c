@@ -10,6 +10,7 @@
 #include "lib/secretbox.h"
 #include "services/mailer.h"
 #include "services/oauth.h"
+#include "services/realtime.h"
 #include "lib/url.h"
 #include "middleware/auth.h"
 #include "middleware/cors.h"
@@ -38,6 +39,7 @@ struct app {
     struct secretbox_keyring keyring;
     struct mailer *mailer;
     struct oauth_providers oauth;
+    struct realtime *realtime;
     uint64_t started_ns;
 };
 
@@ -57,6 +59,9 @@ struct app *app_new(const struct config *cfg, struct db *db, const struct route_
         for (size_t i = 0; i < oerr.n; i++)
             log_msg(LOG_WARN, "oauth: %s", oerr.v[i]);
     config_errors_free(&oerr);
+    app->realtime = realtime_new(db);
+    if (db && db_dialect(db) == DB_POSTGRES)
+        realtime_set_listen_url(app->realtime, cfg->database_url);
     secretbox_keyring_init(&app->keyring);
     secretbox_keyring_add(&app->keyring, 1, cfg->encryption_key);
     app->started_ns = zy_now_ns();
@@ -81,6 +86,7 @@ void app_free(struct app *app)
     secretbox_keyring_free(&app->keyring);
     mailer_free(app->mailer);
     oauth_providers_free(&app->oauth);
+    realtime_free(app->realtime);
     free(app->openapi);
     free(app);
 }
@@ -103,6 +109,11 @@ struct mailer *app_mailer(const struct app *app)
 const struct secretbox_keyring *app_keyring(const struct app *app)
 {
     return &app->keyring;
+}
+
+struct realtime *app_realtime(const struct app *app)
+{
+    return app->realtime;
 }
 
 struct rl_store *app_rate_limits(const struct app *app)

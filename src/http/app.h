@@ -18,6 +18,7 @@ struct db_conn;
 struct secretbox_keyring;
 struct mailer;
 struct oauth_providers;
+struct realtime;
 
 struct app *app_new(const struct config *cfg, struct db *db, const struct route_group *groups,
                     size_t ngroups);
@@ -34,6 +35,9 @@ struct mailer *app_mailer(const struct app *app);
 const struct secretbox_keyring *app_keyring(const struct app *app);
 /* The rate-limit counters (NULL when rate limiting is off). */
 struct rl_store *app_rate_limits(const struct app *app);
+/* The real-time bus (broadcastToRoom / broadcastToUser), relaying through the database to
+ * every zygo process; the HTTP server hooks its WebSocket hub to it while it runs. */
+struct realtime *app_realtime(const struct app *app);
 /* The OpenAPI document, rendered once at start. */
 const char *app_openapi_json(const struct app *app, size_t *len);
 /* Seconds since app_new. */

@@ -67,6 +67,7 @@ struct auth_user {
     const char *const *permissions;
     size_t npermissions;
     bool is_global_admin;
+    int64_t expires_at; /* the access token's exp (seconds since the epoch) */
 };
 
 struct ctx {

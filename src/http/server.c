@@ -2,6 +2,7 @@
 #include "lib/common.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -16,6 +17,9 @@
 #include "lib/error.h"
 #include "lib/log.h"
 #include "lib/workq.h"
+#include "services/realtime.h"
+#include "ws/hub.h"
+#include "ws/route.h"
 
 #define SERVER_MAX_HEADERS 128
 
@@ -24,6 +28,7 @@ struct server {
     struct app *app;
     struct server_options o;
     struct workq *pool;
+    struct ws_hub *hub;
     atomic_uint inflight;
     atomic_bool stopping;
     int port;
@@ -60,6 +65,8 @@ void server_options_from_config(struct server_options *o, const struct app *app)
     o->io_threads = (unsigned)cfg->http_io_threads;
     o->workers = (unsigned)cfg->http_workers;
     o->queue_max = 4096;
+    if (ws_options_load(&o->ws, cfg->vars, o->ws_error, sizeof(o->ws_error)) < 0)
+        log_msg(LOG_WARN, "%s", o->ws_error);
 }
 
 static void *uri_logger(void *cls, const char *uri, struct MHD_Connection *conn)
@@ -167,9 +174,46 @@ static size_t fill_request(struct req_state *rs, const char *method)
     return bytes;
 }
 
+/* The 101 is on the wire: the socket leaves libmicrohttpd for the hub. A duplicate of the
+ * descriptor goes to the hub and MHD closes (and forgets) its own at once, so an open WebSocket
+ * costs MHD nothing (no connection record or memory pool) and counts against no HTTP limit. */
+static void on_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls,
+                        const char *extra_in, size_t extra_in_size, MHD_socket sock,
+                        struct MHD_UpgradeResponseHandle *urh)
+{
+    struct server *s = cls;
+    struct req_state *rs = con_cls;
+    (void)conn;
+    const struct ws_accept *a = ws_route_upgrade(rs->c);
+    int fd = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        log_msg(LOG_WARN, "ws: cannot take over an upgraded socket: %s", strerror(errno));
+    else if (a)
+        ws_hub_adopt(s->hub, fd, extra_in, extra_in_size, a); /* copies what it needs */
+    else
+        close(fd);
+    MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+static enum MHD_Result send_upgrade(struct req_state *rs)
+{
+    struct ctx *c = rs->c;
+    struct MHD_Response *r = MHD_create_response_for_upgrade(on_upgraded, rs->srv);
+    if (!r)
+        return MHD_NO;
+    for (size_t i = 0; i < c->res.nheaders; i++)
+        MHD_add_response_header(r, c->res.headers[i].name, c->res.headers[i].value);
+    rs->state = RS_ANSWERED;
+    enum MHD_Result ret = MHD_queue_response(rs->conn, MHD_HTTP_SWITCHING_PROTOCOLS, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result send_response(struct req_state *rs)
 {
     struct ctx *c = rs->c;
+    if (ws_route_upgrade(c))
+        return send_upgrade(rs);
     /* No copy: the body lives in the request's arena, which request_completed frees only after
      * MHD has finished sending (MHD keeps the response referenced until then). */
     struct MHD_Response *r = MHD_create_response_from_buffer(c->res.body_len, (void *)c->res.body,
@@ -329,14 +373,21 @@ int server_start(struct server **out, struct app *app, const struct server_optio
         snprintf(err, errlen, "cannot resolve HOST %s: %s", o->host, gai_strerror(gai));
         return -1;
     }
+    if (o->ws_error[0]) {
+        snprintf(err, errlen, "%s", o->ws_error);
+        freeaddrinfo(ai);
+        return -1;
+    }
     struct server *s = xcalloc(1, sizeof(*s));
     s->app = app;
     s->o = *o;
     s->pool = workq_new(o->workers, o->queue_max);
     /* poll(), not epoll: libmicrohttpd 0.9.75's epoll loop stalls for up to the idle timeout
      * when exactly a multiple of 128 keep-alive clients are busy (see docs/benchmarks.md). */
+    /* MHD_USE_TURBO also keeps MHD from shutting the socket down when it lets go of an
+     * upgraded connection, which the hub relies on (on_upgraded). */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_ALLOW_UPGRADE;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* The pool holds the request line and headers; leave room above our own 431 check so the
@@ -361,6 +412,8 @@ int server_start(struct server **out, struct app *app, const struct server_optio
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : o->port;
+    s->hub = ws_hub_new(app_db(app), &o->ws);
+    realtime_set_local(app_realtime(app), ws_hub_deliver, s->hub);
     *out = s;
     return 0;
 }
@@ -384,6 +437,9 @@ unsigned server_shutdown(struct server *s, unsigned timeout_s)
     if (lfd != MHD_INVALID_SOCKET)
         close(lfd);
     uint64_t deadline = zy_now_ns() + (uint64_t)timeout_s * 1000000000u;
+    /* WebSockets: no more deliveries, then 1001 to every client and their answers awaited */
+    realtime_set_local(app_realtime(s->app), NULL, NULL);
+    ws_hub_shutdown(s->hub, ZY_MIN(timeout_s * 1000u, s->o.ws.close_timeout_ms));
     while (atomic_load(&s->inflight) > 0 && zy_now_ns() < deadline)
         usleep(5000);
     unsigned left = atomic_load(&s->inflight);
@@ -401,5 +457,11 @@ void server_free(struct server *s)
         return;
     if (s->d)
         server_shutdown(s, 0);
+    ws_hub_free(s->hub);
     free(s);
+}
+
+struct ws_hub *server_hub(const struct server *s)
+{
+    return s->hub;
 }

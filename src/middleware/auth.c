@@ -32,13 +32,21 @@ int auth_authenticate(struct ctx *c)
     const char *h = ctx_header(c, "Authorization");
     if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7])
         return optional ? 0 : unauthorized(c, "Missing or invalid authorization header");
+    int rc = auth_token(c, h + 7);
+    if (rc > 0)
+        return optional ? 0 : unauthorized(c, "Invalid or expired token");
+    return rc;
+}
+
+int auth_token(struct ctx *c, const char *token)
+{
     const struct config *cfg = app_config(c->app);
     struct jwt_claims cl;
     const char *why = NULL;
-    int rc = jwt_verify(h + 7, (const unsigned char *)cfg->jwt_secret, strlen(cfg->jwt_secret),
+    int rc = jwt_verify(token, (const unsigned char *)cfg->jwt_secret, strlen(cfg->jwt_secret),
                         cfg->api_url, AUTH_AUDIENCE, auth_now(), &cl, &why);
     if (rc != JWT_OK)
-        return optional ? 0 : unauthorized(c, "Invalid or expired token");
+        return 1;
     int ret = -1;
     struct db_conn *db = ctx_db(c);
     if (!db || !cl.tid || !cl.sid)
@@ -66,6 +74,7 @@ int auth_authenticate(struct ctx *c)
     u->session_id = arena_strdup(c->arena, cl.sid);
     u->aal = arena_strdup(c->arena, cl.aal ? cl.aal : "aal1");
     u->is_global_admin = ua.is_global_admin;
+    u->expires_at = cl.exp;
     /* permissions come from the roles now, not from the token: a change applies at once */
     const char **perms;
     if (roles_user_access(db, u->tenant_id, u->id, c->arena, &u->role, &perms, &u->npermissions) <

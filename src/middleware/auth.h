@@ -14,6 +14,11 @@
 
 /* Bearer token → c->user (and c->tenant_id). 0, or -1 with 401/403 set. */
 int auth_authenticate(struct ctx *c);
+/* The same check for a token given some other way (the WebSocket's ?token=): the signature and
+ * claims, then the session live in the database, the user and tenant not suspended. 0 with
+ * c->user set; 1 when the token itself is not valid (nothing set, no error); -1 with the
+ * 401/403/503 set on c. */
+int auth_token(struct ctx *c, const char *token);
 /* Tenant context: the user's own, or X-Tenant-ID for global admins; 403 when suspended. */
 int auth_tenant(struct ctx *c);
 /* route->permission, with global admins passing. */

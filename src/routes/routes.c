@@ -15,10 +15,11 @@
 #include "routes/routes.h"
 #include "routes/tenants.h"
 #include "routes/users.h"
+#include "ws/route.h"
 
 const struct route_group *routes_groups(size_t *n)
 {
-    static struct route_group groups[13];
+    static struct route_group groups[14];
     groups[0] = health_routes;
     groups[1] = docs_routes;
     groups[2] = auth_routes;
@@ -32,6 +33,7 @@ const struct route_group *routes_groups(size_t *n)
     groups[10] = tenants_routes;
     groups[11] = oauth_routes;
     groups[12] = jobs_routes;
+    groups[13] = ws_routes;
     *n = ARRAY_LEN(groups);
     return groups;
 }
