@@ -318,6 +318,13 @@ static void pg_message(struct realtime *rt, PGconn *pg, const char *payload)
     free(t);
 }
 
+/* What the server says outside a query (e.g. "terminating connection") goes to our log. */
+static void pg_notice(void *arg, const char *msg)
+{
+    (void)arg;
+    log_msg(LOG_DEBUG, "realtime: postgres: %.*s", (int)strcspn(msg, "\n"), msg);
+}
+
 static PGconn *pg_listen(struct realtime *rt)
 {
     const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
@@ -328,6 +335,7 @@ static PGconn *pg_listen(struct realtime *rt)
         PQfinish(pg);
         return NULL;
     }
+    PQsetNoticeProcessor(pg, pg_notice, NULL);
     PGresult *res = PQexec(pg, "LISTEN " RT_CHANNEL);
     bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);

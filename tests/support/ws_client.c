@@ -138,7 +138,8 @@ static int handshake(struct wsc *w, int port, const char *target, const char *co
         len += snprintf(req + len, sizeof(req) - (size_t)len, "%s\r\n", headers[i]);
     len += snprintf(req + len, sizeof(req) - (size_t)len, "\r\n");
     cr_assert_lt((size_t)len, sizeof(req) - n);
-    memcpy(req + len, first, n);
+    if (n)
+        memcpy(req + len, first, n);
     cr_assert_eq(send_all(w->fd, req, (size_t)len + n), 0);
     w->status = read_head(w);
     if (w->status == 101) {
