@@ -7,6 +7,7 @@
 #include "jobs/processors.h"
 #include "jobs/tenant_deletion.h"
 #include "jobs/user_deletion.h"
+#include "jobs/workflow_execution.h"
 #include "lib/config.h"
 #include "lib/log.h"
 
@@ -20,6 +21,7 @@ void jobs_processors_register(void)
         {"user-deletion", user_deletion_process},
         {"notifications", notifications_process},
         {"archive", archive_process},
+        {"workflow-execution", workflow_execution_process},
     };
     for (size_t i = 0; i < ARRAY_LEN(table); i++)
         if (jobs_set_processor(table[i].queue, table[i].fn) < 0)

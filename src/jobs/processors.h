@@ -2,9 +2,10 @@
  * processors.h — the processors of the specification's queues, attached at start-up, and what
  * they share.
  *
- * jobs_processors_register() attaches tenant-deletion, user-deletion, notifications and archive
- * (jobs_set_processor) — call it once before starting a runner (zygo serve, zygo worker, tests).
- * workflow-execution belongs to the workflows module.
+ * jobs_processors_register() attaches tenant-deletion, user-deletion, notifications, archive
+ * and workflow-execution (jobs_set_processor) — call it once before starting a runner (zygo
+ * serve, zygo worker, tests). workflow-execution's processor belongs to the workflows module
+ * (jobs/workflow_execution.c).
  *
  * The helpers keep the processors' database handling alike: a connection for system work, a
  * failed step rolled back and retried with the database's reason, and the test-only failure

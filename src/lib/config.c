@@ -499,6 +499,9 @@ int config_load(struct config *cfg, char *const *envp, struct config_errors *err
     cfg->jobs_lease_ms = (int)get_int(&s, "JOBS_LEASE_MS", 30000, 100, 3600000);
     cfg->jobs_poll_ms = (int)get_int(&s, "JOBS_POLL_MS", 200, 1, 60000);
     cfg->jobs_sweep_interval_ms = (int)get_int(&s, "JOBS_SWEEP_INTERVAL_MS", 60000, 10, 86400000);
+    cfg->workflow_http_allow_private = get_bool(&s, "WORKFLOW_HTTP_ALLOW_PRIVATE", false);
+    cfg->workflow_schedule_interval_ms =
+        (int)get_int(&s, "WORKFLOW_SCHEDULE_INTERVAL_MS", 1000, 0, 3600000);
 
     size_t nenv = 0;
     while (envp && envp[nenv])

@@ -81,6 +81,12 @@ struct config {
     int jobs_lease_ms;            /* JOBS_LEASE_MS: a claimed job's lease, renewed by heartbeat */
     int jobs_poll_ms;             /* JOBS_POLL_MS: idle wait between looks at the queues */
     int jobs_sweep_interval_ms;   /* JOBS_SWEEP_INTERVAL_MS: stalled recovery and retention */
+
+    /* Workflows (services/workflow.h) */
+    bool workflow_http_allow_private; /* WORKFLOW_HTTP_ALLOW_PRIVATE: steps may reach loopback and
+                                         private addresses (tests, closed networks only) */
+    int workflow_schedule_interval_ms; /* WORKFLOW_SCHEDULE_INTERVAL_MS: how often a process
+                                          looks for due schedules; 0: never in this process */
 };
 
 /* Problems found while loading; each is one human-readable line. */

@@ -15,11 +15,12 @@
 #include "routes/routes.h"
 #include "routes/tenants.h"
 #include "routes/users.h"
+#include "routes/workflows.h"
 #include "ws/route.h"
 
 const struct route_group *routes_groups(size_t *n)
 {
-    static struct route_group groups[14];
+    static struct route_group groups[15];
     groups[0] = health_routes;
     groups[1] = docs_routes;
     groups[2] = auth_routes;
@@ -34,6 +35,7 @@ const struct route_group *routes_groups(size_t *n)
     groups[11] = oauth_routes;
     groups[12] = jobs_routes;
     groups[13] = ws_routes;
+    groups[14] = workflows_routes;
     *n = ARRAY_LEN(groups);
     return groups;
 }

@@ -81,6 +81,18 @@ static const struct target matrix[] = {
     {HTTP_DELETE, "/api/v1/auth/sessions/:id", NULL},
     {HTTP_GET, "/api/v1/audit/:id", NULL},
     {HTTP_GET, "/api/v1/jobs/:id", NULL},
+    {HTTP_GET, "/api/v1/workflows/:id", NULL},
+    {HTTP_PATCH, "/api/v1/workflows/:id", "{\"name\":\"pwned\"}"},
+    {HTTP_DELETE, "/api/v1/workflows/:id", NULL},
+    {HTTP_GET, "/api/v1/workflows/:id/versions/:version", NULL},
+    {HTTP_POST, "/api/v1/workflows/:id/webhook-token", NULL},
+    {HTTP_POST, "/api/v1/workflows/:id/signing-secret", NULL},
+    {HTTP_POST, "/api/v1/workflows/:id/execute", "{}"},
+    {HTTP_POST, "/api/v1/workflows/:id/trigger", "{}"},
+    {HTTP_GET, "/api/v1/workflows/:id/executions", NULL},
+    {HTTP_GET, "/api/v1/executions/:id", NULL},
+    {HTTP_GET, "/api/v1/executions/:id/logs", NULL},
+    {HTTP_POST, "/api/v1/executions/:id/cancel", NULL},
 };
 
 static bool exempt(const char *path)
@@ -99,7 +111,7 @@ Test(matrix, another_tenants_ids_are_404_on_every_route)
     cr_assert_eq(api_req(t.app, "POST", "/api/v1/roles", b.access,
                          "{\"name\":\"auditors\",\"permissions\":[\"canViewAuditLogs\"]}", &r),
                  201);
-    char role_b[37], role_a[37], user_b[37], session_b[37], audit_b[37];
+    char role_b[37], role_a[37], user_b[37], session_b[37], audit_b[37], path_b[128];
     snprintf(role_b, sizeof(role_b), "%s", json_string_value(json_object_get(r, "id")));
     json_decref(r);
     cr_assert_eq(api_req(t.app, "POST", "/api/v1/users", b.access,
@@ -115,6 +127,18 @@ Test(matrix, another_tenants_ids_are_404_on_every_route)
     db_set_rls_bypass(jc, true);
     cr_assert_eq(jobs_enqueue(jc, "notifications", NULL, b.tenant, NULL, NULL, job_b), 0);
     db_release(jc);
+    char wf_b[37], exec_b[37];
+    cr_assert_eq(api_req(t.app, "POST", "/api/v1/workflows", b.access,
+                         "{\"name\":\"wf-b\",\"trigger\":{\"type\":\"webhook\"},\"steps\":"
+                         "[{\"name\":\"w\",\"type\":\"delay\",\"config\":{\"ms\":1}}]}",
+                         &r),
+                 201);
+    snprintf(wf_b, sizeof(wf_b), "%s", json_string_value(json_object_get(r, "id")));
+    json_decref(r);
+    snprintf(path_b, sizeof(path_b), "/api/v1/workflows/%s/execute", wf_b);
+    cr_assert_eq(api_req(t.app, "POST", path_b, b.access, "{}", &r), 202);
+    snprintf(exec_b, sizeof(exec_b), "%s", json_string_value(json_object_get(r, "executionId")));
+    json_decref(r);
 
     size_t ngroups, checked = 0;
     const struct route_group *groups = routes_groups(&ngroups);
@@ -137,14 +161,17 @@ Test(matrix, another_tenants_ids_are_404_on_every_route)
                                 : strstr(full, "/sessions/") ? session_b
                                 : strstr(full, "/audit/")    ? audit_b
                                 : strstr(full, "/jobs/")     ? job_b
+                                : strncmp(full, "/api/v1/workflows/", 18) == 0  ? wf_b
+                                : strncmp(full, "/api/v1/executions/", 19) == 0 ? exec_b
                                                              : user_b;
             char *p = full;
             size_t w = 0;
             while (*p && w < sizeof(path) - 40) {
                 if (*p == ':') {
                     bool role_param = strncmp(p, ":roleId", 7) == 0;
+                    bool version = strncmp(p, ":version", 8) == 0;
                     w += (size_t)snprintf(path + w, sizeof(path) - w, "%s",
-                                          role_param ? role_b : first);
+                                          version ? "1" : role_param ? role_b : first);
                     while (*p && *p != '/')
                         p++;
                 } else {
@@ -177,6 +204,14 @@ Test(matrix, another_tenants_ids_are_404_on_every_route)
     cr_assert_eq(api_req(t.app, "GET", path, b.access, NULL, &r), 200);
     cr_assert(json_is_null(json_object_get(r, "description")) ||
               strcmp(json_string_value(json_object_get(r, "description")), "pwned") != 0);
+    json_decref(r);
+    snprintf(path, sizeof(path), "/api/v1/workflows/%s", wf_b);
+    cr_assert_eq(api_req(t.app, "GET", path, b.access, NULL, &r), 200);
+    cr_assert_str_eq(json_string_value(json_object_get(r, "name")), "wf-b");
+    json_decref(r);
+    snprintf(path, sizeof(path), "/api/v1/executions/%s", exec_b);
+    cr_assert_eq(api_req(t.app, "GET", path, b.access, NULL, &r), 200);
+    cr_assert_str_eq(json_string_value(json_object_get(r, "status")), "queued");
     json_decref(r);
 }
 
