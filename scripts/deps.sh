@@ -3,7 +3,7 @@
 # Quiet and quick when everything is already there.
 set -euo pipefail
 PKGS=(build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev
-      libcurl4-openssl-dev libcriterion-dev libsodium-dev libpq-dev postgresql libjwt-dev liboath-dev libqrencode-dev zlib1g-dev libwslay-dev curl)
+      libcurl4-openssl-dev libcriterion-dev libsodium-dev libpq-dev postgresql libjwt-dev liboath-dev libqrencode-dev zlib1g-dev libwslay-dev curl tzdata)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

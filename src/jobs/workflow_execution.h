@@ -3,8 +3,9 @@
  * execution with the step engine (services/workflow.h) and maps its outcome onto the job.
  *
  * Job data: {"executionId", "workflowId"}; the job's tenant is the execution's. Outcomes:
- *   - the execution finished: succeeded or cancelled → done; failed (a step failed after its
- *     attempts) → failed without retry (the dead-letter state: an admin retry of the job
+ *   - the execution finished: succeeded → done; cancelled → done, or cancelled when it was
+ *     cancelled during this run (the job's cancel was requested); failed (a step failed after
+ *     its attempts) → failed without retry (the dead-letter state: an admin retry of the job
  *     resumes the execution from its failed step);
  *   - the run was stopped (the job was cancelled, timed out, or its worker is shutting down)
  *     or hit a database error → retry: the next run resumes from the first step not

@@ -22,6 +22,7 @@
 #include "services/http_fetch.h"
 #include "services/realtime.h"
 #include "services/workflow.h"
+#include "ws/rooms.h"
 
 #define STEP_TIMEOUT_DEFAULT_MS 30000
 #define STEP_TIMEOUT_MAX_MS 3600000
@@ -1451,6 +1452,25 @@ int workflow_cancel(struct db_conn *c, struct realtime *rt, const char *tenant_i
     if (rc == 1)
         snprintf(status, 16, "cancelled");
     return rc;
+}
+
+/* ---- the WebSocket room of an execution ------------------------------------------------------ */
+
+static int execution_room_check(struct db_conn *db, const struct ws_principal *who,
+                                const char *id, void *arg)
+{
+    (void)arg;
+    int rc = ws_rooms_has_permission(db, who, "canViewWorkflows");
+    if (rc == 0)
+        rc = ws_rooms_has_permission(db, who, "canManageWorkflows");
+    if (rc != 1)
+        return rc;
+    return workflows_execution_visible(db, who->tenant_id, id) ? 1 : 0;
+}
+
+int workflow_rooms_register(void)
+{
+    return ws_rooms_register("execution", execution_room_check, NULL);
 }
 
 /* ---- scheduling ---------------------------------------------------------------------------- */

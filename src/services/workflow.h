@@ -135,6 +135,16 @@ int workflow_fail_execution(struct db *db, struct realtime *rt, const char *tena
 int workflow_cancel(struct db_conn *c, struct realtime *rt, const char *tenant_id,
                     const char *execution_id, char status[16]);
 
+/* ---- the WebSocket room of an execution --------------------------------------------------- */
+
+/*
+ * Registers the check of rooms tenant:<tid>:execution:<id> with the WebSocket hub
+ * (ws_rooms_register): the user must hold canViewWorkflows or canManageWorkflows, and the
+ * execution must exist in the user's tenant (workflows_execution_visible). Call once at
+ * start-up, before serving. 0, or -1 when the hub refused it.
+ */
+int workflow_rooms_register(void);
+
 /* ---- scheduling ---------------------------------------------------------------------------- */
 
 /* Fires every due schedule slot at now_ms (see above); returns how many fired, or -1. */

@@ -23,6 +23,7 @@
 #include "services/realtime.h"
 #include "services/workflow.h"
 #include "support.h"
+#include "ws_client.h"
 
 #define PASSWORD "correct horse battery"
 
@@ -259,15 +260,15 @@ static json_t *wait_exec(const struct who *w, const char *exec, const char *stat
     }
 }
 
-/* The job runner of this process on the workflow and notification queues. */
-static struct job_runner *runner(void)
+/* The job runner of this process on the workflow and notification queues, publishing to bus. */
+static struct job_runner *runner_on(struct realtime *bus)
 {
     jobs_processors_register();
     size_t n;
     const struct job_queue_def *defs = jobs_queue_defs(&n);
     static const char *const queues[] = {"workflow-execution", "notifications"};
     static struct job_env env;
-    env = jobtest_env(&t, rt);
+    env = jobtest_env(&t, bus);
     struct job_runner_options o = {.queues = queues,
                                    .nqueues = 2,
                                    .concurrency = 4,
@@ -279,6 +280,11 @@ static struct job_runner *runner(void)
     cr_assert_not_null(r, "%s", err);
     active = r;
     return r;
+}
+
+static struct job_runner *runner(void)
+{
+    return runner_on(rt);
 }
 
 static void runner_stop(struct job_runner *r)
@@ -1285,5 +1291,127 @@ Test(workflows, a_killed_worker_s_execution_finishes_in_another)
     json_array_foreach(json_object_get(e, "logs"), i, m) resumed |=
         jstr(m, "message") && strstr(jstr(m, "message"), "Resumed");
     cr_assert(resumed, "the log says the run resumed");
+    json_decref(e);
+}
+
+/* ---- over a real WebSocket ------------------------------------------------------------------- */
+
+static struct tserver srv;
+
+static void ws_setup(void)
+{
+    static const char *const extra[] = {"RATE_LIMIT_ENABLED=false",
+                                        "WORKFLOW_HTTP_ALLOW_PRIVATE=true", NULL};
+    cr_assert_eq(workflow_rooms_register(), 0);
+    tserver_start(&srv, extra, NULL, 0);
+    t = srv.env; /* the helpers above work on the server's app and database */
+    fh = fake_http_start();
+    cr_assert_not_null(fh);
+}
+
+static void ws_teardown(void)
+{
+    job_runner_stop(active, 5);
+    fake_http_stop(fh);
+    tserver_stop(&srv);
+}
+
+TestSuite(workflows_ws, .init = ws_setup, .fini = ws_teardown, .timeout = 120);
+
+static void ws_connect(struct wsc *c, const struct who *w)
+{
+    char target[4200];
+    snprintf(target, sizeof(target), "/ws?token=%s", w->access);
+    cr_assert_eq(wsc_open(c, srv.port, target, NULL), 101, "%s", c->head);
+    cr_assert(wsc_expect_type(c, "connected", NULL, 3000));
+}
+
+/* "subscribed", or the error's message. */
+static char *ws_subscribe(struct wsc *c, const char *room)
+{
+    static char out[128];
+    char msg[300];
+    snprintf(msg, sizeof(msg), "{\"type\":\"subscribe\",\"room\":\"%s\"}", room);
+    cr_assert_eq(wsc_send_text(c, msg), 0);
+    json_t *m = wsc_recv_json(c, 5000);
+    cr_assert_not_null(m, "no answer to subscribe");
+    snprintf(out, sizeof(out), "%s",
+             strcmp(jstr(m, "type"), "subscribed") == 0 ? "subscribed" : jstr(m, "message"));
+    json_decref(m);
+    return out;
+}
+
+Test(workflows_ws, live_step_events_over_a_websocket_then_the_final_state_via_rest)
+{
+    struct who o, other, billing;
+    signup("ws@a.example", &o);
+    signup("ws@b.example", &other);
+    char url[160], body[1024], id[37], exec[37], room[200];
+    fake_http_url(fh, "/ping", url, sizeof(url));
+    snprintf(body, sizeof(body),
+             "{\"name\":\"live\",\"steps\":[{\"name\":\"a\",\"type\":\"delay\",\"config\":{\"ms\":"
+             "200}},{\"name\":\"call\",\"type\":\"http_request\",\"config\":{\"url\":\"%s\"}},"
+             "{\"name\":\"b\",\"type\":\"delay\",\"config\":{\"ms\":200}}]}",
+             url);
+    create(&o, body, id, NULL, NULL);
+    execute(&o, id, NULL, exec);
+    snprintf(room, sizeof(room), "tenant:%s:execution:%s", o.tenant, exec);
+
+    /* who may follow it: the tenant's users with the permission, for an execution that exists */
+    struct wsc c, x;
+    ws_connect(&x, &other);
+    cr_assert_str_eq(ws_subscribe(&x, room), "Access denied to room", "another tenant");
+    wsc_close(&x);
+    cr_assert_eq(req("POST", "/api/v1/roles", o.access,
+                     "{\"name\":\"billing-only\",\"permissions\":[\"canViewBilling\"]}", NULL),
+                 201);
+    add_user(&o, "billing@ws.example", "billing-only", &billing);
+    ws_connect(&x, &billing);
+    cr_assert_str_eq(ws_subscribe(&x, room), "Access denied to room", "no workflow permission");
+    wsc_close(&x);
+    ws_connect(&c, &o);
+    char nowhere[200];
+    snprintf(nowhere, sizeof(nowhere), "tenant:%s:execution:0192f0c1-7a3b-7c4d-8e5f-0123456789ab",
+             o.tenant);
+    cr_assert_str_eq(ws_subscribe(&c, nowhere), "Access denied to room", "no such execution");
+    cr_assert_str_eq(ws_subscribe(&c, room), "subscribed");
+
+    /* the run, followed live */
+    struct job_runner *r = runner_on(app_realtime(srv.env.app));
+    json_t *got = json_array();
+    bool done = false;
+    while (!done) {
+        json_t *m = wsc_recv_json(&c, 15000);
+        cr_assert_not_null(m, "the live stream stopped after %zu events", json_array_size(got));
+        cr_assert_str_eq(jstr(m, "executionId"), exec);
+        done = strcmp(jstr(m, "type"), "execution.status") == 0 && jstr(m, "status") &&
+               strcmp(jstr(m, "status"), "succeeded") == 0;
+        json_array_append_new(got, m);
+    }
+    runner_stop(r);
+    wsc_close(&c);
+    /* every step's transitions arrived in order, seq 1..n, and they are the log */
+    size_t i;
+    json_t *m;
+    char seen[1024] = "";
+    size_t w = 0;
+    json_array_foreach(got, i, m)
+    {
+        cr_assert_eq(jint(m, "seq"), (json_int_t)i + 1);
+        if (strcmp(jstr(m, "type"), "execution.step") == 0)
+            w += (size_t)snprintf(seen + w, sizeof(seen) - w, "%lld:%s ",
+                                  (long long)jint(m, "stepIndex"), jstr(m, "status"));
+    }
+    cr_assert_str_eq(seen, "0:running 0:succeeded 1:running 1:succeeded 2:running 2:succeeded ");
+    json_t *logs = all_logs(&o, exec, 0);
+    cr_assert(json_equal(got, logs));
+    json_decref(logs);
+    json_decref(got);
+    /* the final state via REST */
+    json_t *e = get_exec(&o, exec);
+    cr_assert_str_eq(jstr(e, "status"), "succeeded");
+    cr_assert_eq(jint(json_object_get(json_array_get(json_object_get(e, "steps"), 1), "output"),
+                      "status"),
+                 200);
     json_decref(e);
 }
