@@ -39,7 +39,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 # Files compiled into the binary: SQL migrations per dialect and static assets.
 EMBED := $(sort $(wildcard src/db/migrations/*/*.sql)) $(sort $(wildcard src/routes/assets/*))
 
-.PHONY: all run test check clean deps tests bench-server bench-queue
+.PHONY: all run test check clean deps tests bench-server bench-queue bench-ws
 all: $(BUILD)/zygo
 
 deps:
@@ -84,6 +84,13 @@ $(BUILD)/zygo-bench-server: bench/pg_server.c $(BUILD)/libzygo.a
 	$(CC) $(CFLAGS_COMMON) $(WARN) -o $@ $^ $(LDLIBS)
 
 bench-server: $(BUILD)/zygo-bench-server
+
+# The WebSocket benchmark's load client (bench/ws_load.c) and server (the bench server above).
+$(BUILD)/zygo-ws-load: bench/ws_load.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -O2 -g $(WARN) -o $@ $<
+
+bench-ws: $(BUILD)/zygo-bench-server $(BUILD)/zygo-ws-load
 
 # The queue benchmark's driver: the real job runner on no-op jobs (bench/queue_bench.c).
 $(BUILD)/zygo-bench-queue: bench/queue_bench.c $(BUILD)/libzygo.a

@@ -4,6 +4,9 @@
  * benchmark route, GET /bench/users/:id, that reads one user by primary key through the users
  * repository, scoped to the tenant named by X-Tenant-ID (what the auth middleware will take
  * from the token). Built with `make bench-server`; run by bench/run-pg.sh.
+ *
+ * Also POST /bench/publish?room=R with a JSON body: broadcastToRoom(R, body) through the app's
+ * real-time bus, the trigger of bench/run-ws.sh's fan-out latency.
  */
 #include "lib/common.h"
 
@@ -17,6 +20,7 @@
 #include "repos/users.h"
 #include "routes/routes.h"
 #include "services/database.h"
+#include "services/realtime.h"
 
 extern char **environ;
 
@@ -38,8 +42,20 @@ static int get_user(struct ctx *c)
     return 0;
 }
 
+static int publish(struct ctx *c)
+{
+    const char *room = ctx_query(c, "room");
+    if (!room || !c->req.body_len)
+        return ctx_fail_status(c, 400, "room and a JSON body required");
+    realtime_publish_room(app_realtime(c->app), room, c->req.body, c->req.body_len);
+    ctx_body(c, 204, NULL, "", 0);
+    return 0;
+}
+
 static const struct route bench_routes[] = {
     {.method = HTTP_GET, .path = "/users/:id", .handler = get_user},
+    /* only queues on the hub: cheap enough for the I/O thread */
+    {.method = HTTP_POST, .path = "/publish", .handler = publish, .flags = ROUTE_INLINE},
 };
 
 int main(void)
