@@ -1091,6 +1091,53 @@ Test(workflows, webhook_trigger)
     cr_assert_eq(count("SELECT count(*) FROM workflow_executions WHERE workflow_id = $1", id), 2);
 }
 
+Test(workflows, an_admin_retry_resumes_a_failed_execution_at_its_failed_step)
+{
+    struct who o;
+    signup("again@a.example", &o);
+    char first[160], second[160], body[1024], id[37], exec[37];
+    fake_http_url(fh, "/first", first, sizeof(first));
+    fake_http_url(fh, "/second", second, sizeof(second));
+    fake_http_on(fh, "/second", 1, &(struct fake_http_reply){.status = 503});
+    snprintf(body, sizeof(body),
+             "{\"name\":\"two\",\"steps\":[{\"name\":\"one\",\"type\":\"http_request\","
+             "\"config\":{\"url\":\"%s\"}},{\"name\":\"two\",\"type\":\"http_request\","
+             "\"config\":{\"url\":\"%s\"}}]}",
+             first, second);
+    create(&o, body, id, NULL, NULL);
+    execute(&o, id, NULL, exec);
+    struct job_runner *r = runner();
+    json_t *e = wait_exec(&o, exec, "failed", -1, 20000);
+    char job_id[200];
+    snprintf(job_id, sizeof(job_id), "%s", jstr(e, "jobId"));
+    json_decref(e);
+    for (int i = 0; i < 100 && jobtest_count(&t, "workflow-execution", "failed") < 1; i++)
+        sleep_ms(20);
+    /* the dead letter retried by an admin: the second step again, never the first */
+    struct db_conn *c = dbt_acquire(t.db);
+    db_set_rls_bypass(c, true);
+    cr_assert_eq(jobs_retry(c, job_id), 0, "%s", db_errmsg(c));
+    db_release(c);
+    jobs_wake();
+    e = wait_exec(&o, exec, "succeeded", -1, 20000);
+    json_t *steps = json_object_get(e, "steps");
+    cr_assert_eq(jint(json_array_get(steps, 0), "attempts"), 1);
+    cr_assert_eq(jint(json_array_get(steps, 1), "attempts"), 1, "fresh attempts");
+    cr_assert(json_is_null(json_object_get(e, "error")));
+    json_decref(e);
+    cr_assert_eq(fake_http_count(fh), 3, "first once, second twice");
+    cr_assert_str_eq(fake_http_req(fh, 2)->path, "/second");
+    json_t *logs = all_logs(&o, exec, 0);
+    size_t i;
+    json_t *m;
+    bool said = false;
+    json_array_foreach(logs, i, m) said |=
+        jstr(m, "message") && strcmp(jstr(m, "message"), "Execution retried from its failed step") == 0;
+    cr_assert(said);
+    json_decref(logs);
+    runner_stop(r);
+}
+
 /* ---- schedules ------------------------------------------------------------------------------- */
 
 struct ticker {
@@ -1157,6 +1204,39 @@ Test(workflows, schedules_fire_each_slot_once)
     cr_assert_eq(req("PATCH", path, o.access, "{\"enabled\":false}", NULL), 200);
     cr_assert_eq(workflow_schedule_tick(t.db, next + 20 * 60000), 0);
     cr_assert_eq(count("SELECT count(*) FROM workflow_executions WHERE workflow_id = $1", id), 2);
+}
+
+Test(workflows, the_scheduler_thread_fires_due_slots)
+{
+    struct who o;
+    signup("thread@a.example", &o);
+    char id[37];
+    create(&o,
+           "{\"name\":\"hourly\",\"trigger\":{\"type\":\"schedule\",\"cron\":\"@hourly\"},"
+           "\"steps\":[{\"name\":\"w\",\"type\":\"delay\",\"config\":{\"ms\":1}}]}",
+           id, NULL, NULL);
+    char err[128];
+    struct workflow_scheduler *sch = workflow_scheduler_start(t.db, 50, err, sizeof(err));
+    cr_assert_not_null(sch, "%s", err);
+    sleep_ms(200);
+    cr_assert_eq(count("SELECT count(*) FROM workflow_executions WHERE workflow_id = $1", id), 0,
+                 "not due before its hour");
+    /* make the slot due now, as if the hour had come */
+    struct db_conn *c = dbt_acquire(t.db);
+    db_set_rls_bypass(c, true);
+    cr_assert_eq(db_exec(c, "UPDATE workflows SET next_fire_at = $2 WHERE id = $1",
+                         DB_ARGS(DB_TEXT(id), DB_INT(jobs_now_ms() - 1000))),
+                 1);
+    db_release(c);
+    int64_t n = 0;
+    for (int i = 0; i < 100 && n == 0; i++) {
+        sleep_ms(20);
+        n = count("SELECT count(*) FROM workflow_executions WHERE workflow_id = $1", id);
+    }
+    sleep_ms(200);
+    workflow_scheduler_stop(sch);
+    cr_assert_eq(count("SELECT count(*) FROM workflow_executions WHERE workflow_id = $1", id), 1);
+    workflow_scheduler_stop(NULL);
 }
 
 Test(workflows, an_execution_whose_job_ended_is_closed)
