@@ -24,6 +24,7 @@
 #define ID_LEN 40 /* a UUID and its NUL, with room */
 #define INBOX_MAX_BYTES (64u << 20)
 #define EVENTS_PER_WAIT 256
+#define MAX_PENDING_CHECKS 16 /* room checks in flight per client */
 
 /* ---- indexes: rooms and users --------------------------------------------------------- */
 
@@ -492,6 +493,11 @@ static void subscribe(struct ws_hub *h, struct client *cl, const char *room)
         return;
     case WS_ROOM_CHECK:
         break;
+    }
+    if (cl->pending >= MAX_PENDING_CHECKS) {
+        /* one client may not fill the check queue that every client shares */
+        send_error(h, cl, "Too many subscriptions being checked, try again");
+        return;
     }
     struct room_job *j = xcalloc(1, sizeof(*j));
     j->h = h;

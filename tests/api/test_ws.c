@@ -424,6 +424,44 @@ Test(ws, registered_room_checks_decide)
     wsc_close(&c);
 }
 
+static int slow_yes(struct db_conn *db, const struct ws_principal *who, const char *id, void *arg)
+{
+    (void)db;
+    (void)who;
+    (void)id;
+    (void)arg;
+    usleep(50 * 1000);
+    return 1;
+}
+
+Test(ws, room_checks_in_flight_are_bounded_per_client)
+{
+    cr_assert_eq(ws_rooms_register("execution", slow_yes, NULL), 0);
+    static const char *const extra[] = {"WS_CHECK_THREADS=1", NULL};
+    start(extra);
+    struct who a;
+    signup("a@ws.example", &a);
+    struct wsc c;
+    connect_as(&c, &a);
+    for (int i = 0; i < 20; i++)
+        send_json(&c, "{\"type\":\"subscribe\",\"room\":\"tenant:%s:execution:e%d\"}", a.tenant, i);
+    int subscribed = 0, refused = 0;
+    for (int i = 0; i < 20; i++) {
+        json_t *m = wsc_recv_json(&c, 5000);
+        cr_assert_not_null(m, "answer %d missing", i);
+        const char *type = json_string_value(json_object_get(m, "type"));
+        if (strcmp(type, "subscribed") == 0)
+            subscribed++;
+        else if (strncmp(json_string_value(json_object_get(m, "message")),
+                         "Too many subscriptions being checked", 36) == 0)
+            refused++;
+        json_decref(m);
+    }
+    cr_assert_eq(subscribed, 16);
+    cr_assert_eq(refused, 4);
+    wsc_close(&c);
+}
+
 /* ---- RFC 6455 ------------------------------------------------------------------------ */
 
 Test(ws, fragments_are_reassembled_with_control_frames_between)
