@@ -65,11 +65,13 @@ need_hono_deps() {
 hono_ver() { "$NODE_BIN" -p "require('$HONO_DIR/node_modules/$1/package.json').version"; }
 
 # build_zygo BINARY — sets ZYGO_BIN (a copy, or ZYGO_BIN as given) and ZYGO_DESC. BINARY is
-# the name in build/release: zygo (make target all) or zygo-bench-server (make bench-server). ZYGO_BIN=path uses that binary; ZYGO_REV=rev builds that commit
+# the name in build/release: zygo (make target all), zygo-bench-server (make bench-server) or
+# zygo-bench-queue (make bench-queue). ZYGO_BIN=path uses that binary; ZYGO_REV=rev builds that commit
 # apart from the work tree (which others may be editing); otherwise the work tree is built.
 build_zygo() {
     local bin=$1 target=all
     [ "$bin" = zygo-bench-server ] && target=bench-server
+    [ "$bin" = zygo-bench-queue ] && target=bench-queue
     ZYGO_DESC=
     if [ -n "${ZYGO_BIN:-}" ]; then
         [ -x "$ZYGO_BIN" ] || die "ZYGO_BIN=$ZYGO_BIN is not an executable"

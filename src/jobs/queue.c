@@ -197,11 +197,11 @@ static const char claim_sql_sqlite[] =
  * once: a LIMIT inside "seq IN (SELECT ...)" may be re-evaluated by the plan and lease more
  * rows than asked for. */
 static const char claim_sql_pg[] =
-    "WITH next AS (SELECT seq FROM jobs WHERE queue = $5 AND state = 'waiting' AND run_at <= $4"
-    "              ORDER BY prio, run_at, seq LIMIT $6 FOR UPDATE SKIP LOCKED)"
+    "WITH next AS MATERIALIZED (SELECT id FROM jobs WHERE queue = $5 AND state = 'waiting'"
+    "  AND run_at <= $4 ORDER BY prio, run_at, seq LIMIT $6 FOR UPDATE SKIP LOCKED)"
     " UPDATE jobs SET state = 'active', lease_owner = $1, lease_token = $2, lease_until = $3,"
     " started_at = $4, updated_at = $4"
-    " FROM next WHERE jobs.seq = next.seq"
+    " FROM next WHERE jobs.id = next.id"
     " RETURNING jobs.id, jobs.name, jobs.tenant_id, jobs.data, jobs.attempts_made,"
     " jobs.max_attempts, jobs.backoff_ms, jobs.timeout_ms, jobs.prio, jobs.run_at, jobs.seq";
 
@@ -218,6 +218,24 @@ static int by_order(const void *a, const void *b)
     if (x->run_at != y->run_at)
         return x->run_at < y->run_at ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The claimed rows in queue order (RETURNING has none), v freed; -1 (rows freed) when failed. */
+static int claimed_rows(struct sortable *v, int n, bool failed, struct jobs_row **out)
+{
+    *out = NULL;
+    if (!failed && n > 0)
+        qsort(v, (size_t)n, sizeof(*v), by_order);
+    struct jobs_row *rows = xcalloc((size_t)(n ? n : 1), sizeof(*rows));
+    for (int i = 0; i < n; i++)
+        rows[i] = v[i].row;
+    free(v);
+    if (failed || n == 0) {
+        jobs_rows_free(rows, n);
+        return failed ? -1 : 0;
+    }
+    *out = rows;
+    return n;
 }
 
 int jobs_claim(struct db_conn *c, const struct job_queue_def *d, const char *owner,
@@ -272,22 +290,93 @@ int jobs_claim(struct db_conn *c, const struct job_queue_def *d, const char *own
     if (!failed && d->limiter_max > 0 && n > 0)
         failed = db_exec(c, "UPDATE job_limits SET window_start = $2, count = $3 WHERE queue = $1",
                          DB_ARGS(DB_TEXT(d->name), DB_INT(window_start), DB_INT(used + n))) < 0;
-    if (failed || n == 0) {
-        struct jobs_row *rows = xcalloc((size_t)(n ? n : 1), sizeof(*rows));
-        for (int i = 0; i < n; i++)
-            rows[i] = v[i].row;
-        jobs_rows_free(rows, n);
-        free(v);
-        return failed ? -1 : 0;
+    return claimed_rows(v, n, failed, out);
+}
+
+/*
+ * Ends and claims in one round trip: data-modifying CTEs run in one snapshot, and the two
+ * touch disjoint rows (active ones end, waiting ones are claimed). The ends come as arrays —
+ * ids ($1), their lease tokens ($2, same positions) and results ($3, a JSON array) — so that
+ * the ended rows are found through the primary key, not by scanning the active ones.
+ */
+static const char complete_claim_sql[] =
+    "WITH ended AS (UPDATE jobs SET state = 'completed',"
+    "   result = NULLIF(CAST($3 AS jsonb) -> (array_position(CAST($1 AS text[]), jobs.id) - 1),"
+    "                   'null'),"
+    "   attempts_made = jobs.attempts_made + 1, finished_at = $4, updated_at = $4,"
+    "   lease_owner = NULL, lease_token = NULL, lease_until = NULL"
+    "   WHERE jobs.id = ANY(CAST($1 AS text[])) AND jobs.state = 'active'"
+    "   AND jobs.lease_token = (CAST($2 AS text[]))[array_position(CAST($1 AS text[]), jobs.id)]"
+    "   RETURNING jobs.id),"
+    " next AS MATERIALIZED (SELECT id FROM jobs WHERE queue = $5 AND state = 'waiting'"
+    "   AND run_at <= $4 ORDER BY prio, run_at, seq LIMIT $6 FOR UPDATE SKIP LOCKED),"
+    " claimed AS (UPDATE jobs SET state = 'active', lease_owner = $7, lease_token = $8,"
+    "   lease_until = $9, started_at = $4, updated_at = $4"
+    "   FROM next WHERE jobs.id = next.id"
+    "   RETURNING jobs.id, jobs.name, CAST(jobs.tenant_id AS text) AS tenant_id,"
+    "   CAST(jobs.data AS text) AS data, jobs.attempts_made, jobs.max_attempts,"
+    "   jobs.backoff_ms, jobs.timeout_ms, jobs.prio, jobs.run_at, jobs.seq)"
+    " SELECT true, id, name, tenant_id, data, attempts_made, max_attempts, backoff_ms,"
+    "   timeout_ms, prio, run_at, seq FROM claimed"
+    " UNION ALL SELECT false, id, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0 FROM ended";
+
+/* A PostgreSQL array literal of strings that need no escaping (job ids and lease tokens:
+ * [A-Za-z0-9_.:-]); quoted all the same. */
+static void pg_array(struct buf *b, const char *const *v, size_t n)
+{
+    buf_putc(b, '{');
+    for (size_t i = 0; i < n; i++)
+        buf_printf(b, "%s\"%s\"", i ? "," : "", v[i]);
+    buf_putc(b, '}');
+}
+
+int jobs_complete_and_claim(struct db_conn *c, const char *const *ids, const char *const *tokens,
+                            const char *results_json, size_t nends, const struct job_queue_def *d,
+                            const char *owner, const char *token, int64_t now, int64_t lease_ms,
+                            int want, struct jobs_row **out, jobs_applied_fn applied, void *arg)
+{
+    *out = NULL;
+    if (!d || want < 0)
+        want = 0;
+    struct buf idv, tokv;
+    buf_init(&idv, 1u << 24);
+    buf_init(&tokv, 1u << 24);
+    pg_array(&idv, ids, nends);
+    pg_array(&tokv, tokens, nends);
+    struct db_rows *r = db_query(c, complete_claim_sql,
+                                 DB_ARGS(DB_TEXT(buf_cstr(&idv)), DB_TEXT(buf_cstr(&tokv)),
+                                         DB_TEXT(results_json ? results_json : "[]"), DB_INT(now),
+                                         DB_TEXT(d ? d->name : ""), DB_INT(want), DB_TEXT(owner),
+                                         DB_TEXT(token), DB_INT(now + lease_ms)));
+    buf_free(&idv);
+    buf_free(&tokv);
+    if (!r)
+        return -1;
+    struct sortable *v = xcalloc((size_t)(want ? want : 1), sizeof(*v));
+    int n = 0;
+    while (db_next(r)) {
+        if (!db_bool(r, 0)) {
+            applied(arg, db_text(r, 1));
+            continue;
+        }
+        if (n == want)
+            continue; /* cannot happen: LIMIT $4 */
+        struct sortable *s = &v[n++];
+        s->row.id = dup_col(r, 1);
+        s->row.name = dup_col(r, 2);
+        s->row.tenant_id = dup_col(r, 3);
+        s->row.data = dup_col(r, 4);
+        s->row.attempts_made = (int)db_int(r, 5);
+        s->row.max_attempts = (int)db_int(r, 6);
+        s->row.backoff_ms = db_int(r, 7);
+        s->row.timeout_ms = db_int(r, 8);
+        s->prio = db_int(r, 9);
+        s->run_at = db_int(r, 10);
+        s->seq = db_int(r, 11);
     }
-    /* RETURNING has no order: the runner starts them in queue order */
-    qsort(v, (size_t)n, sizeof(*v), by_order);
-    struct jobs_row *rows = xcalloc((size_t)n, sizeof(*rows));
-    for (int i = 0; i < n; i++)
-        rows[i] = v[i].row;
-    free(v);
-    *out = rows;
-    return n;
+    bool failed = db_rows_error(r) < 0;
+    db_rows_free(r);
+    return claimed_rows(v, n, failed, out);
 }
 
 int jobs_probe(struct db_conn *c, const char *const *queues, size_t n, int64_t now, bool *has)
@@ -483,6 +572,7 @@ int jobs_sweep(struct db_conn *c, const struct job_queue_def *d, int64_t now)
         struct db_rows *r = db_query(c,
                                      "SELECT finished_at, seq FROM jobs"
                                      " WHERE queue = $1 AND state = 'completed'"
+                                     " AND finished_at IS NOT NULL"
                                      " ORDER BY finished_at DESC, seq DESC LIMIT 1 OFFSET $2",
                                      DB_ARGS(DB_TEXT(d->name), DB_INT(d->keep_completed_count)));
         if (!r)

@@ -252,6 +252,19 @@ int jobs_claim(struct db_conn *c, const struct job_queue_def *d, const char *own
                const char *token, int64_t now, int64_t lease_ms, int want, struct jobs_row **out,
                int64_t *limited_until);
 
+/*
+ * PostgreSQL only, one statement and no transaction of its own: completes the nends runs
+ * (ids[i] under lease tokens[i], with the results of the JSON array results_json, null for
+ * none), each only if its lease still holds (applied(id) is called for those), and claims up
+ * to `want` jobs of d's queue (d NULL or want 0: none; d must have no limiter) as jobs_claim
+ * does. Returns how many were claimed, or -1.
+ */
+typedef void (*jobs_applied_fn)(void *arg, const char *id);
+int jobs_complete_and_claim(struct db_conn *c, const char *const *ids, const char *const *tokens,
+                            const char *results_json, size_t nends, const struct job_queue_def *d,
+                            const char *owner, const char *token, int64_t now, int64_t lease_ms,
+                            int want, struct jobs_row **out, jobs_applied_fn applied, void *arg);
+
 /* Which of the queues have a runnable job now: has[i] for queues[i]. 0 or -1. */
 int jobs_probe(struct db_conn *c, const char *const *queues, size_t n, int64_t now, bool *has);
 

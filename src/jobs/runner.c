@@ -2,13 +2,16 @@
  * runner.c — workers for the job queue (queue.h): one dispatcher thread per runner that talks
  * to the database, and executor threads that run processors.
  *
- * The dispatcher batches: in one transaction it records the ends of the runs that finished
- * since its last turn and claims as many new jobs as the queues have free slots, so a busy
- * queue costs one transaction per batch, not two per job. It also renews the leases of its
- * running jobs (heartbeat, every lease/3), recovers stalled leases of its queues and applies
- * their retention (every sweep interval). Executors take claimed jobs in queue order, run the
- * processor and hand the outcome back. Events (progress, completed, failed) go to the
- * realtime bus after the change that they report has committed.
+ * Work with the database happens in "turns": one transaction that records the ends of the runs
+ * that finished since the last turn and claims as many new jobs as the queues have free
+ * slots, so a busy queue costs one transaction per batch, not two per job. One turn runs at a
+ * time, on whichever thread needs it: an executor that just finished a job leads the next turn
+ * itself (no hand-off to another thread on the hot path), the dispatcher leads the turns of
+ * polls, wake-ups and stops. The dispatcher also renews the leases of the running jobs
+ * (heartbeat, every lease/3), recovers stalled leases of its queues and applies their
+ * retention (every sweep interval). Executors take claimed jobs in queue order and run the
+ * processor. Events (progress, completed, failed) go to the realtime bus after the change
+ * that they report has committed.
  *
  * Owns its threads, the runs in flight and a copy of the job_env; borrows the queue table.
  */
@@ -47,11 +50,12 @@ struct job_run {
     atomic_bool cancel, lost;
     enum job_result res;
     bool timed_out;
-    char *error;                   /* job_set_error, arena */
-    json_t *result;                /* job_set_result */
-    struct job_run *next;          /* ready or done list */
-    struct job_run *lprev, *lnext; /* every run not yet recorded (for the heartbeat) */
-    bool held;                     /* heartbeat bookkeeping */
+    char *error;                                /* job_set_error, arena */
+    json_t *result;                             /* job_set_result */
+    struct job_run *next;                       /* ready or done list */
+    char id[JOB_ID_MAX], name[129], tenant[40]; /* what job.id, .name, .tenant_id point to */
+    struct job_run *lprev, *lnext;              /* every run not yet recorded (for the heartbeat) */
+    uint64_t gen;                               /* when it joined the live list */
 };
 
 struct rq {
@@ -79,6 +83,10 @@ struct job_runner {
     struct job_run *done;
     struct job_run *live; /* claimed, not yet recorded */
     size_t nlive;
+    uint64_t gen;          /* live_add count */
+    bool turn_busy;        /* a thread is leading a turn */
+    int nidle;             /* executors waiting for work */
+    struct db_conn *tconn; /* PostgreSQL: the turns' connection (turn_conn) */
     bool kicked, stopping, quit;
     atomic_bool hard;
 
@@ -243,30 +251,6 @@ static void run_job(struct job_run *run)
     json_decref(data);
 }
 
-static void *exec_main(void *arg)
-{
-    struct job_runner *r = arg;
-    pthread_mutex_lock(&r->mu);
-    for (;;) {
-        while (!r->ready_head && !r->quit)
-            pthread_cond_wait(&r->work, &r->mu);
-        if (!r->ready_head)
-            break;
-        struct job_run *run = r->ready_head;
-        r->ready_head = run->next;
-        if (!r->ready_head)
-            r->ready_tail = NULL;
-        pthread_mutex_unlock(&r->mu);
-        run_job(run);
-        pthread_mutex_lock(&r->mu);
-        run->next = r->done;
-        r->done = run;
-        pthread_cond_signal(&r->wake);
-    }
-    pthread_mutex_unlock(&r->mu);
-    return NULL;
-}
-
 /* ---- the dispatcher ----------------------------------------------------------------------- */
 
 static struct job_run *run_new(struct job_runner *r, size_t qi, struct jobs_row *row,
@@ -282,13 +266,16 @@ static struct job_run *run_new(struct job_runner *r, size_t qi, struct jobs_row 
     run->timeout_ms = row->timeout_ms > 0 ? row->timeout_ms : r->q[qi].def.timeout_ms;
     run->data_text = row->data;
     row->data = NULL;
+    snprintf(run->id, sizeof(run->id), "%s", row->id);
+    snprintf(run->name, sizeof(run->name), "%s", row->name ? row->name : "");
+    snprintf(run->tenant, sizeof(run->tenant), "%s", row->tenant_id ? row->tenant_id : "");
     atomic_init(&run->cancel, false);
     atomic_init(&run->lost, false);
     run->job = (struct job){
-        .id = arena_strdup(a, row->id),
+        .id = run->id,
         .queue = r->q[qi].def.name,
-        .name = arena_strdup(a, row->name ? row->name : ""),
-        .tenant_id = row->tenant_id ? arena_strdup(a, row->tenant_id) : NULL,
+        .name = run->name,
+        .tenant_id = row->tenant_id ? run->tenant : NULL,
         .attempt = row->attempts_made + 1,
         .max_attempts = row->max_attempts,
         .arena = a,
@@ -308,6 +295,7 @@ static void run_free(struct job_run *run)
 
 static void live_add(struct job_runner *r, struct job_run *run)
 {
+    run->gen = ++r->gen;
     run->lprev = NULL;
     run->lnext = r->live;
     if (r->live)
@@ -406,17 +394,25 @@ static void publish_end(struct job_runner *r, const struct ended *e)
     publish(r, run->job.tenant_id, run->job.id, m);
 }
 
+/* The leases a heartbeat renewed. */
+struct held {
+    char **ids, **tokens;
+    bool *cancel;
+    size_t n, cap;
+};
+
 static void lease_seen(void *arg, const char *id, const char *token, bool cancel)
 {
-    struct job_runner *r = arg;
-    (void)id;
-    for (struct job_run *run = r->live; run; run = run->lnext) {
-        if (strcmp(run->token, token) == 0 && strcmp(run->job.id, id) == 0) {
-            run->held = true;
-            if (cancel)
-                atomic_store(&run->cancel, true);
-        }
+    struct held *h = arg;
+    if (h->n == h->cap) {
+        h->cap = h->cap ? h->cap * 2 : 16;
+        h->ids = xrealloc(h->ids, h->cap * sizeof(*h->ids));
+        h->tokens = xrealloc(h->tokens, h->cap * sizeof(*h->tokens));
+        h->cancel = xrealloc(h->cancel, h->cap * sizeof(*h->cancel));
     }
+    h->ids[h->n] = xstrdup(id);
+    h->tokens[h->n] = xstrdup(token);
+    h->cancel[h->n++] = cancel;
 }
 
 static void heartbeat(struct job_runner *r)
@@ -428,22 +424,41 @@ static void heartbeat(struct job_runner *r)
         return;
     }
     db_set_rls_bypass(c, true);
-    /* only this thread (the dispatcher) adds and removes live runs: the list is stable here
-     * without the lock, which executors need meanwhile */
-    for (struct job_run *run = r->live; run; run = run->lnext)
-        run->held = false;
-    int rc = jobs_heartbeat(c, r->owner, clock_ms(r) + r->o.lease_ms, lease_seen, r);
-    if (rc == 0) {
-        for (struct job_run *run = r->live; run; run = run->lnext) {
-            if (!run->held && !atomic_load(&run->lost)) {
-                atomic_store(&run->lost, true);
-                log_msg(LOG_WARN, "jobs: %s job %s: lease lost", run->job.queue, run->job.id);
+    /* runs that join the live list after this point were claimed after the statement below
+     * may have run: only the earlier ones can be judged by it */
+    pthread_mutex_lock(&r->mu);
+    uint64_t before = r->gen;
+    pthread_mutex_unlock(&r->mu);
+    struct held h = {0};
+    int rc = jobs_heartbeat(c, r->owner, clock_ms(r) + r->o.lease_ms, lease_seen, &h);
+    if (rc < 0)
+        log_msg(LOG_WARN, "jobs: heartbeat failed: %s", db_errmsg(c));
+    db_release(c);
+    pthread_mutex_lock(&r->mu);
+    for (struct job_run *run = r->live; rc == 0 && run; run = run->lnext) {
+        if (run->gen > before)
+            continue;
+        bool held = false;
+        for (size_t i = 0; i < h.n && !held; i++) {
+            if (strcmp(h.tokens[i], run->token) == 0 && strcmp(h.ids[i], run->job.id) == 0) {
+                held = true;
+                if (h.cancel[i])
+                    atomic_store(&run->cancel, true);
             }
         }
-    } else {
-        log_msg(LOG_WARN, "jobs: heartbeat failed: %s", db_errmsg(c));
+        if (!held && !atomic_load(&run->lost)) {
+            atomic_store(&run->lost, true);
+            log_msg(LOG_WARN, "jobs: %s job %s: lease lost", run->job.queue, run->job.id);
+        }
     }
-    db_release(c);
+    pthread_mutex_unlock(&r->mu);
+    for (size_t i = 0; i < h.n; i++) {
+        free(h.ids[i]);
+        free(h.tokens[i]);
+    }
+    free(h.ids);
+    free(h.tokens);
+    free(h.cancel);
 }
 
 static void stalled_ended(void *arg, const char *id, const char *tenant_id, enum job_state state,
@@ -495,10 +510,125 @@ struct turn {
  * One transaction: record the ends, give back, claim. On failure nothing of it happened: the
  * ends are kept for the next turn and the claims are forgotten.
  */
+/*
+ * The connection of a turn. PostgreSQL: one connection of the pool kept for the runner's
+ * turns (one turn at a time, any thread), so that a turn costs no set-up round trip; SQLite:
+ * the thread's own. NULL (err set) when none can be had.
+ */
+static struct db_conn *turn_conn(struct job_runner *r, char *err, size_t errlen)
+{
+    if (r->tconn)
+        return r->tconn;
+    struct db_conn *c = db_acquire(r->env.db, err, errlen);
+    if (!c)
+        return NULL;
+    db_set_rls_bypass(c, true);
+    if (db_conn_dialect(c) == DB_POSTGRES) {
+        /* Generic plans: a custom plan of the claim asks the index for the actual bounds of
+         * run_at, walking the index entries of every job claimed since the last vacuum —
+         * planning time that grows with the queue's traffic. Reset before it goes back. */
+        if (db_exec(c, "SET plan_cache_mode = force_generic_plan", NULL, 0) < 0)
+            log_msg(LOG_WARN, "jobs: %s", db_errmsg(c));
+        r->tconn = c;
+    }
+    return c;
+}
+
+static void turn_conn_release(struct job_runner *r)
+{
+    if (!r->tconn)
+        return;
+    db_exec(r->tconn, "RESET plan_cache_mode", NULL, 0);
+    db_release(r->tconn);
+    r->tconn = NULL;
+}
+
+static void turn_conn_done(struct job_runner *r, struct db_conn *c, bool failed)
+{
+    if (!c)
+        return;
+    if (c != r->tconn) {
+        db_release(c);
+    } else if (failed && db_errkind(c) == DB_ERR_UNAVAILABLE) {
+        turn_conn_release(r); /* a connection whose server went away is closed by the pool */
+    }
+}
+
+static void applied_end(void *arg, const char *id)
+{
+    struct ended *e = ((struct ended **)arg)[0];
+    size_t n = (size_t)(((struct ended **)arg)[1] - e);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(e[i].run->job.id, id) == 0) {
+            e[i].applied = true;
+            e[i].state = JOB_COMPLETED;
+        }
+    }
+}
+
+/*
+ * PostgreSQL, when every end is a completion and at most one queue (without a limiter) wants
+ * claims: all of it in one statement (jobs_complete_and_claim). false when this turn does not
+ * qualify; else *ok says whether it worked.
+ */
+static bool fast_turn(struct job_runner *r, struct db_conn *c, struct ended *ends, size_t nend,
+                      size_t ndone, const struct turn *t, const char *token, int64_t now,
+                      int *nclaimed, struct job_run **claimed, bool *ok)
+{
+    if (db_conn_dialect(c) != DB_POSTGRES || nend != ndone)
+        return false;
+    int qi = -1;
+    for (size_t i = 0; i < r->nq; i++) {
+        if (t->want[i] <= 0)
+            continue;
+        if (qi >= 0 || r->q[i].def.limiter_max > 0)
+            return false;
+        qi = (int)i;
+    }
+    for (size_t i = 0; i < nend; i++)
+        if (ends[i].run->res != JOB_DONE)
+            return false;
+    const char **ids = xcalloc(nend ? nend : 1, sizeof(*ids));
+    const char **tokens = xcalloc(nend ? nend : 1, sizeof(*tokens));
+    json_t *results = json_array();
+    for (size_t i = 0; i < nend; i++) {
+        ids[i] = ends[i].run->job.id;
+        tokens[i] = ends[i].run->token;
+        json_array_append(results, ends[i].run->result ? ends[i].run->result : json_null());
+    }
+    char *text = json_dumps(results, JSON_COMPACT);
+    json_decref(results);
+    struct ended *span[2] = {ends, ends + nend};
+    struct jobs_row *rows = NULL;
+    int n = jobs_complete_and_claim(c, ids, tokens, text, nend, qi >= 0 ? &r->q[qi].def : NULL,
+                                    r->owner, token, now, r->o.lease_ms, qi >= 0 ? t->want[qi] : 0,
+                                    &rows, applied_end, span);
+    free(text);
+    free(ids);
+    free(tokens);
+    *ok = n >= 0;
+    if (n > 0) {
+        nclaimed[qi] = n;
+        for (int m = n - 1; m >= 0; m--) {
+            struct job_run *run = run_new(r, (size_t)qi, &rows[m], token);
+            run->next = claimed[qi];
+            claimed[qi] = run;
+        }
+    }
+    jobs_rows_free(rows, n > 0 ? n : 0);
+    for (size_t i = 0; *ok && i < nend; i++)
+        if (!ends[i].applied)
+            log_msg(LOG_WARN, "jobs: %s job %s: lease lost, its outcome is dropped",
+                    ends[i].run->job.queue, ends[i].run->job.id);
+    if (!*ok)
+        log_msg(LOG_WARN, "jobs: turn failed: %s", db_errmsg(c));
+    return true;
+}
+
 static void do_turn(struct job_runner *r, struct turn *t)
 {
     char err[256];
-    struct db_conn *c = db_acquire(r->env.db, err, sizeof(err));
+    struct db_conn *c = turn_conn(r, err, sizeof(err));
     size_t nend = 0;
     for (struct job_run *x = t->done; x; x = x->next)
         nend++;
@@ -517,8 +647,6 @@ static void do_turn(struct job_runner *r, struct turn *t)
     bool ok = c != NULL;
     if (!c)
         log_msg(LOG_WARN, "jobs: dispatcher: %s", err);
-    else
-        db_set_rls_bypass(c, true);
     int64_t now = clock_ms(r);
     /* an idle poll reads first, so that it takes no write lock when there is nothing to do */
     const char *ask[MAX_QUEUES];
@@ -543,12 +671,13 @@ static void do_turn(struct job_runner *r, struct turn *t)
     bool any_claim = false;
     for (size_t i = 0; i < r->nq; i++)
         any_claim |= t->want[i] > 0;
-    if (ok && (nend > 0 || any_claim)) {
+    char token[80];
+    snprintf(token, sizeof(token), "%s:%llu", r->owner, (unsigned long long)++r->batch);
+    if (ok && (nend > 0 || any_claim) &&
+        !fast_turn(r, c, ends, nend, ndone, t, token, now, nclaimed, claimed, &ok)) {
         ok = db_begin(c) == 0;
         for (size_t i = 0; ok && i < nend; i++)
             ok = record_end(r, c, &ends[i], i >= ndone, now) == 0;
-        char token[80];
-        snprintf(token, sizeof(token), "%s:%llu", r->owner, (unsigned long long)++r->batch);
         for (size_t i = 0; ok && i < r->nq; i++) {
             struct jobs_row *rows = NULL;
             int n = jobs_claim(c, &r->q[i].def, r->owner, token, now, r->o.lease_ms, t->want[i],
@@ -572,8 +701,7 @@ static void do_turn(struct job_runner *r, struct turn *t)
             db_rollback(c);
         }
     }
-    if (c)
-        db_release(c);
+    turn_conn_done(r, c, !ok);
 
     pthread_mutex_lock(&r->mu);
     if (!ok) {
@@ -625,9 +753,12 @@ static void do_turn(struct job_runner *r, struct turn *t)
             else
                 r->ready_head = run;
             r->ready_tail = run;
-            pthread_cond_signal(&r->work);
         }
     }
+    /* one executor is woken; each one that takes a job wakes the next while jobs remain, so
+     * short jobs do not wake every thread (exec_main) */
+    if (r->ready_head && r->nidle > 0)
+        pthread_cond_signal(&r->work);
     if (r->nlive == 0)
         pthread_cond_broadcast(&r->idle);
     pthread_mutex_unlock(&r->mu);
@@ -637,6 +768,100 @@ static void do_turn(struct job_runner *r, struct turn *t)
         run_free(ends[i].run);
     }
     free(ends);
+}
+
+/*
+ * Under the lock: what the next turn does — record the finished runs, give back the claimed
+ * ones when stopping, claim for the free slots of queues that may have work (the last claim
+ * filled its slots, a wake-up came, or it is time to poll). false when there is nothing to do.
+ */
+static bool plan_turn(struct job_runner *r, struct turn *t, bool poll_due)
+{
+    memset(t, 0, sizeof(*t));
+    bool claims = false;
+    int64_t cnow = clock_ms(r);
+    /* the runs this turn records free their slots before it claims */
+    int ending[MAX_QUEUES] = {0};
+    for (struct job_run *x = r->done; x; x = x->next)
+        ending[x->qi]++;
+    for (size_t i = 0; i < r->nq && !r->stopping; i++) {
+        struct rq *q = &r->q[i];
+        int free_slots = q->def.concurrency - q->active + ending[i];
+        if (free_slots <= 0 || (q->limited_until && cnow < q->limited_until))
+            continue;
+        if (q->maybe_more || r->kicked || poll_due) {
+            t->want[i] = free_slots;
+            t->ask[i] = !q->maybe_more && !r->kicked;
+            q->maybe_more = false; /* set again from the claim's result */
+            claims = true;
+        }
+    }
+    r->kicked = false;
+    t->done = r->done;
+    r->done = NULL;
+    if (r->stopping) {
+        t->release = r->ready_head;
+        r->ready_head = r->ready_tail = NULL;
+    }
+    return claims || t->done || t->release;
+}
+
+/*
+ * Called with the lock held: unless another thread leads a turn, lead up to max_turns of them
+ * (the lock is released meanwhile). Work left over is the dispatcher's (it is signalled).
+ */
+static void lead(struct job_runner *r, bool poll_due, int max_turns)
+{
+    if (r->turn_busy)
+        return;
+    struct turn t;
+    while (max_turns-- > 0 && plan_turn(r, &t, poll_due)) {
+        poll_due = false;
+        r->turn_busy = true;
+        pthread_mutex_unlock(&r->mu);
+        do_turn(r, &t);
+        pthread_mutex_lock(&r->mu);
+        r->turn_busy = false;
+    }
+    if (max_turns < 0 && r->done)
+        pthread_cond_signal(&r->wake);
+}
+
+static void *exec_main(void *arg)
+{
+    struct job_runner *r = arg;
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        while (!r->ready_head && !r->quit) {
+            r->nidle++;
+            pthread_cond_wait(&r->work, &r->mu);
+            r->nidle--;
+        }
+        if (!r->ready_head)
+            break;
+        struct job_run *run = r->ready_head;
+        r->ready_head = run->next;
+        if (!r->ready_head)
+            r->ready_tail = NULL;
+        else if (r->nidle > 0)
+            pthread_cond_signal(&r->work);
+        pthread_mutex_unlock(&r->mu);
+        run_job(run);
+        pthread_mutex_lock(&r->mu);
+        run->next = r->done;
+        r->done = run;
+        /* A runner with a single executor runs a loop: it records its run and claims the
+         * next one right here, since a hand-off to the dispatcher would batch nothing and
+         * cost two thread switches. With more, the dispatcher leads every turn, recording
+         * together the runs that ended meanwhile — on one connection: on SQLite a
+         * connection that writes after another starts with a cold page cache. */
+        if (r->nexec > 1 || r->turn_busy || r->stopping)
+            pthread_cond_signal(&r->wake);
+        else
+            lead(r, false, 2);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
 }
 
 static void *dispatch_main(void *arg)
@@ -649,68 +874,48 @@ static void *dispatch_main(void *arg)
     int64_t next_poll = now, next_hb = now + hb_every, next_stall = now, next_sweep = now;
     pthread_mutex_lock(&r->mu);
     for (;;) {
-        struct turn t = {0};
-        bool hb, stall, sweep, claims;
-        for (;;) {
-            now = mono_ms();
-            int64_t cnow = clock_ms(r);
-            bool poll_due = now >= next_poll;
-            if (poll_due)
-                next_poll = now + r->o.poll_ms;
-            claims = false;
-            for (size_t i = 0; i < r->nq && !r->stopping; i++) {
-                struct rq *q = &r->q[i];
-                int free_slots = q->def.concurrency - q->active;
-                if (free_slots <= 0 || (q->limited_until && cnow < q->limited_until))
-                    continue;
-                if (q->maybe_more || r->kicked || poll_due) {
-                    t.want[i] = free_slots;
-                    t.ask[i] = !q->maybe_more && !r->kicked;
-                    claims = true;
-                }
-            }
-            hb = r->nlive > 0 && now >= next_hb;
-            stall = now >= next_stall;
-            sweep = now >= next_sweep;
-            bool release = r->stopping && r->ready_head;
-            if (r->quit || r->done || release || claims || hb || stall || sweep)
-                break;
-            int64_t until = ZY_MIN(next_stall, next_sweep);
-            if (r->nlive > 0)
-                until = ZY_MIN(until, next_hb);
-            if (!r->stopping)
-                until = ZY_MIN(until, next_poll);
-            cond_wait_until(&r->wake, &r->mu, until);
-        }
-        bool exit_after = r->quit;
-        r->kicked = false;
-        for (size_t i = 0; i < r->nq; i++)
-            if (t.want[i] > 0)
-                r->q[i].maybe_more = false; /* set again from the claim's result */
-        t.done = r->done;
-        r->done = NULL;
-        if (r->stopping) {
-            t.release = r->ready_head;
-            r->ready_head = r->ready_tail = NULL;
-        }
-        pthread_mutex_unlock(&r->mu);
-
-        if (t.done || t.release || claims)
-            do_turn(r, &t);
-        if (hb) {
-            next_hb = mono_ms() + hb_every;
-            heartbeat(r);
-        }
-        if (stall || sweep) {
-            if (stall)
-                next_stall = mono_ms() + stall_every;
-            if (sweep)
-                next_sweep = mono_ms() + r->o.sweep_interval_ms;
-            maintain(r, sweep);
-        }
-        pthread_mutex_lock(&r->mu);
-        if (exit_after && !r->done)
+        now = mono_ms();
+        bool poll_due = now >= next_poll && !r->stopping;
+        if (poll_due)
+            next_poll = now + r->o.poll_ms;
+        if (!r->turn_busy)
+            lead(r, poll_due, 4);
+        if (r->quit && !r->done && !r->turn_busy)
             break;
+        now = mono_ms();
+        bool hb = r->nlive > 0 && now >= next_hb;
+        bool stall = now >= next_stall, sweep = now >= next_sweep;
+        if (hb || stall || sweep) {
+            pthread_mutex_unlock(&r->mu);
+            if (hb) {
+                next_hb = mono_ms() + hb_every;
+                heartbeat(r);
+            }
+            if (stall || sweep) {
+                if (stall)
+                    next_stall = mono_ms() + stall_every;
+                if (sweep)
+                    next_sweep = mono_ms() + r->o.sweep_interval_ms;
+                maintain(r, sweep);
+            }
+            pthread_mutex_lock(&r->mu);
+            continue;
+        }
+        /* work that needs a turn now: wait only for the turn under way to end */
+        bool pending = r->done || r->kicked || (r->stopping && r->ready_head);
+        for (size_t i = 0; i < r->nq && !pending && !r->stopping; i++)
+            pending = r->q[i].maybe_more && r->q[i].active < r->q[i].def.concurrency;
+        int64_t until = ZY_MIN(next_stall, next_sweep);
+        if (r->nlive > 0)
+            until = ZY_MIN(until, next_hb);
+        if (!r->stopping)
+            until = ZY_MIN(until, next_poll);
+        if (pending && !r->turn_busy)
+            continue;
+        if (pending)
+            until = ZY_MIN(until, now + 1);
+        if (!r->quit)
+            cond_wait_until(&r->wake, &r->mu, until);
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -877,6 +1082,8 @@ unsigned job_runner_stop(struct job_runner *r, unsigned grace_s)
     pthread_cond_broadcast(&r->work);
     pthread_mutex_unlock(&r->mu);
     pthread_join(r->dispatcher, NULL);
+    if (left == 0)
+        turn_conn_release(r);
     if (left > 0) {
         /* processors that ignore job_should_stop: their threads are left to the process's
          * exit, and their leases run out, so another worker retries the jobs */

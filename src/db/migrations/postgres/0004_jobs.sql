@@ -11,8 +11,8 @@
 -- Row-level security as on every tenant-scoped table; system jobs (tenant_id NULL) are
 -- visible only with the bypass, which workers and admin routes set.
 CREATE TABLE jobs (
-    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    id text NOT NULL UNIQUE CHECK (length(id) BETWEEN 1 AND 128),
+    id text NOT NULL PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 128),
+    seq bigint GENERATED ALWAYS AS IDENTITY, -- order of arrival (ties of the claim order)
     queue text NOT NULL CHECK (length(queue) BETWEEN 1 AND 64),
     name text NOT NULL CHECK (length(name) <= 128),
     tenant_id uuid,
@@ -41,10 +41,14 @@ CREATE TABLE jobs (
     updated_at bigint NOT NULL
 );
 
+-- Few indexes, each partial where it can be: a job changes state several times, and on
+-- PostgreSQL every such update adds an entry to each index whose predicate the new row
+-- matches. The claim (waiting jobs in claim order), the heartbeat and stalled recovery
+-- (active jobs by lease owner; lease_until is in no index, so a heartbeat is a HOT update), and
+-- the retention sweep and failed-jobs list (finished jobs).
 CREATE INDEX jobs_claim_idx ON jobs (queue, prio, run_at, seq) WHERE state = 'waiting';
-CREATE INDEX jobs_active_idx ON jobs (lease_owner, lease_until) WHERE state = 'active';
-CREATE INDEX jobs_finished_idx ON jobs (queue, state, finished_at);
-CREATE INDEX jobs_tenant_idx ON jobs (tenant_id);
+CREATE INDEX jobs_active_idx ON jobs (lease_owner) WHERE state = 'active';
+CREATE INDEX jobs_finished_idx ON jobs (queue, state, finished_at) WHERE finished_at IS NOT NULL;
 
 CREATE TABLE job_limits (
     queue text NOT NULL PRIMARY KEY,

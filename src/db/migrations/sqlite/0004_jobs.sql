@@ -43,14 +43,12 @@ CREATE TABLE jobs (
     updated_at INTEGER NOT NULL
 ) STRICT;
 
--- The claim: the next runnable job of a queue, highest priority (lowest prio) first, then in
--- the order they became runnable.
+-- Few indexes, each partial where it can be (a job changes state several times): the claim
+-- (waiting jobs in claim order), the heartbeat and stalled recovery (active jobs by lease
+-- owner), the retention sweep and failed-jobs list (finished jobs).
 CREATE INDEX jobs_claim_idx ON jobs (queue, prio, run_at, seq) WHERE state = 'waiting';
--- Heartbeats (a runner's leases) and stalled-lease recovery.
-CREATE INDEX jobs_active_idx ON jobs (lease_owner, lease_until) WHERE state = 'active';
--- Retention sweeps and the admin's failed-jobs list.
-CREATE INDEX jobs_finished_idx ON jobs (queue, state, finished_at);
-CREATE INDEX jobs_tenant_idx ON jobs (tenant_id);
+CREATE INDEX jobs_active_idx ON jobs (lease_owner) WHERE state = 'active';
+CREATE INDEX jobs_finished_idx ON jobs (queue, state, finished_at) WHERE finished_at IS NOT NULL;
 
 -- The limiter (the specification's `limiter: {max, duration}`), shared by every process: at
 -- most max claims of the queue per window; a window starts with the first claim after the
