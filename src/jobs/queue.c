@@ -198,21 +198,25 @@ static const char claim_sql_sqlite[] =
  * rows than asked for. */
 static const char claim_sql_pg[] =
     "WITH next AS MATERIALIZED (SELECT id FROM jobs WHERE queue = $5 AND state = 'waiting'"
-    "  AND run_at <= $4 ORDER BY prio, run_at, seq LIMIT $6 FOR UPDATE SKIP LOCKED)"
+    "  AND run_at <= $4 AND (prio, run_at, seq) >= ($7, $8, $9)"
+    "  ORDER BY prio, run_at, seq LIMIT $6 FOR UPDATE SKIP LOCKED)"
     " UPDATE jobs SET state = 'active', lease_owner = $1, lease_token = $2, lease_until = $3,"
     " started_at = $4, updated_at = $4"
     " FROM next WHERE jobs.id = next.id"
     " RETURNING jobs.id, jobs.name, jobs.tenant_id, jobs.data, jobs.attempts_made,"
     " jobs.max_attempts, jobs.backoff_ms, jobs.timeout_ms, jobs.prio, jobs.run_at, jobs.seq";
 
+/* The start of the claim order (no `after`): below every key. */
+static const struct jobs_key key_min = {INT64_MIN, INT64_MIN, INT64_MIN};
+
 struct sortable {
     struct jobs_row row;
-    int64_t prio, run_at, seq;
 };
 
 static int by_order(const void *a, const void *b)
 {
-    const struct sortable *x = a, *y = b;
+    const struct jobs_key *x = &((const struct sortable *)a)->row.key;
+    const struct jobs_key *y = &((const struct sortable *)b)->row.key;
     if (x->prio != y->prio)
         return x->prio < y->prio ? -1 : 1;
     if (x->run_at != y->run_at)
@@ -239,9 +243,11 @@ static int claimed_rows(struct sortable *v, int n, bool failed, struct jobs_row 
 }
 
 int jobs_claim(struct db_conn *c, const struct job_queue_def *d, const char *owner,
-               const char *token, int64_t now, int64_t lease_ms, int want, struct jobs_row **out,
-               int64_t *limited_until)
+               const char *token, int64_t now, int64_t lease_ms, int want,
+               const struct jobs_key *after, struct jobs_row **out, int64_t *limited_until)
 {
+    if (!after)
+        after = &key_min;
     *out = NULL;
     *limited_until = 0;
     if (want <= 0)
@@ -260,9 +266,14 @@ int jobs_claim(struct db_conn *c, const struct job_queue_def *d, const char *own
             return 0;
     }
     struct db_rows *r =
-        db_query(c, db_conn_dialect(c) == DB_POSTGRES ? claim_sql_pg : claim_sql_sqlite,
-                 DB_ARGS(DB_TEXT(owner), DB_TEXT(token), DB_INT(now + lease_ms), DB_INT(now),
-                         DB_TEXT(d->name), DB_INT(want)));
+        db_conn_dialect(c) == DB_POSTGRES
+            ? db_query(c, claim_sql_pg,
+                       DB_ARGS(DB_TEXT(owner), DB_TEXT(token), DB_INT(now + lease_ms), DB_INT(now),
+                               DB_TEXT(d->name), DB_INT(want), DB_INT(after->prio),
+                               DB_INT(after->run_at), DB_INT(after->seq)))
+            : db_query(c, claim_sql_sqlite,
+                       DB_ARGS(DB_TEXT(owner), DB_TEXT(token), DB_INT(now + lease_ms), DB_INT(now),
+                               DB_TEXT(d->name), DB_INT(want)));
     if (!r)
         return -1;
     struct sortable *v = xcalloc((size_t)want, sizeof(*v));
@@ -281,9 +292,9 @@ int jobs_claim(struct db_conn *c, const struct job_queue_def *d, const char *own
         s->row.max_attempts = (int)db_int(r, 5);
         s->row.backoff_ms = db_int(r, 6);
         s->row.timeout_ms = db_int(r, 7);
-        s->prio = db_int(r, 8);
-        s->run_at = db_int(r, 9);
-        s->seq = db_int(r, 10);
+        s->row.key.prio = db_int(r, 8);
+        s->row.key.run_at = db_int(r, 9);
+        s->row.key.seq = db_int(r, 10);
     }
     bool failed = db_rows_error(r) < 0;
     db_rows_free(r);
@@ -305,11 +316,12 @@ static const char complete_claim_sql[] =
     "                   'null'),"
     "   attempts_made = jobs.attempts_made + 1, finished_at = $4, updated_at = $4,"
     "   lease_owner = NULL, lease_token = NULL, lease_until = NULL"
-    "   WHERE jobs.id = ANY(CAST($1 AS text[])) AND jobs.state = 'active'"
+    "   WHERE jobs.id = ANY(CAST($1 AS text[]))"
     "   AND jobs.lease_token = (CAST($2 AS text[]))[array_position(CAST($1 AS text[]), jobs.id)]"
     "   RETURNING jobs.id),"
     " next AS MATERIALIZED (SELECT id FROM jobs WHERE queue = $5 AND state = 'waiting'"
-    "   AND run_at <= $4 ORDER BY prio, run_at, seq LIMIT $6 FOR UPDATE SKIP LOCKED),"
+    "   AND run_at <= $4 AND (prio, run_at, seq) >= ($10, $11, $12)"
+    "   ORDER BY prio, run_at, seq LIMIT $6 FOR UPDATE SKIP LOCKED),"
     " claimed AS (UPDATE jobs SET state = 'active', lease_owner = $7, lease_token = $8,"
     "   lease_until = $9, started_at = $4, updated_at = $4"
     "   FROM next WHERE jobs.id = next.id"
@@ -333,9 +345,12 @@ static void pg_array(struct buf *b, const char *const *v, size_t n)
 int jobs_complete_and_claim(struct db_conn *c, const char *const *ids, const char *const *tokens,
                             const char *results_json, size_t nends, const struct job_queue_def *d,
                             const char *owner, const char *token, int64_t now, int64_t lease_ms,
-                            int want, struct jobs_row **out, jobs_applied_fn applied, void *arg)
+                            int want, const struct jobs_key *after, struct jobs_row **out,
+                            jobs_applied_fn applied, void *arg)
 {
     *out = NULL;
+    if (!after)
+        after = &key_min;
     if (!d || want < 0)
         want = 0;
     struct buf idv, tokv;
@@ -343,11 +358,12 @@ int jobs_complete_and_claim(struct db_conn *c, const char *const *ids, const cha
     buf_init(&tokv, 1u << 24);
     pg_array(&idv, ids, nends);
     pg_array(&tokv, tokens, nends);
-    struct db_rows *r = db_query(c, complete_claim_sql,
-                                 DB_ARGS(DB_TEXT(buf_cstr(&idv)), DB_TEXT(buf_cstr(&tokv)),
-                                         DB_TEXT(results_json ? results_json : "[]"), DB_INT(now),
-                                         DB_TEXT(d ? d->name : ""), DB_INT(want), DB_TEXT(owner),
-                                         DB_TEXT(token), DB_INT(now + lease_ms)));
+    struct db_rows *r = db_query(
+        c, complete_claim_sql,
+        DB_ARGS(DB_TEXT(buf_cstr(&idv)), DB_TEXT(buf_cstr(&tokv)),
+                DB_TEXT(results_json ? results_json : "[]"), DB_INT(now), DB_TEXT(d ? d->name : ""),
+                DB_INT(want), DB_TEXT(owner), DB_TEXT(token), DB_INT(now + lease_ms),
+                DB_INT(after->prio), DB_INT(after->run_at), DB_INT(after->seq)));
     buf_free(&idv);
     buf_free(&tokv);
     if (!r)
@@ -370,9 +386,9 @@ int jobs_complete_and_claim(struct db_conn *c, const char *const *ids, const cha
         s->row.max_attempts = (int)db_int(r, 6);
         s->row.backoff_ms = db_int(r, 7);
         s->row.timeout_ms = db_int(r, 8);
-        s->prio = db_int(r, 9);
-        s->run_at = db_int(r, 10);
-        s->seq = db_int(r, 11);
+        s->row.key.prio = db_int(r, 9);
+        s->row.key.run_at = db_int(r, 10);
+        s->row.key.seq = db_int(r, 11);
     }
     bool failed = db_rows_error(r) < 0;
     db_rows_free(r);
@@ -413,6 +429,12 @@ int jobs_probe(struct db_conn *c, const char *const *queues, size_t n, int64_t n
 
 /* ---- a run's end -------------------------------------------------------------------------- */
 
+/*
+ * A job holds a lease token exactly while it is active (a CHECK of the table says so): every
+ * change out of "active" clears the lease. So a worker's statements find their job by id and
+ * token alone — no "state = 'active'" that would let PostgreSQL's planner reach for the index
+ * of active jobs, whose entries for jobs that have ended stay until VACUUM.
+ */
 static const char lease_cleared[] = "lease_owner = NULL, lease_token = NULL, lease_until = NULL";
 
 static int one_state(struct db_rows *r, enum job_state *state_out)
@@ -442,7 +464,7 @@ int jobs_finish(struct db_conn *c, const char *id, const char *token, enum jobs_
         snprintf(sql, sizeof(sql),
                  "UPDATE jobs SET state = 'completed', result = $3, attempts_made = "
                  "attempts_made + 1, finished_at = $4, updated_at = $4, %s"
-                 " WHERE id = $1 AND lease_token = $2 AND state = 'active' RETURNING state",
+                 " WHERE id = $1 AND lease_token = $2 RETURNING state",
                  lease_cleared);
         r = db_query(c, sql,
                      DB_ARGS(DB_TEXT(id), DB_TEXT(token), DB_TEXT(result_json), DB_INT(now)));
@@ -454,7 +476,7 @@ int jobs_finish(struct db_conn *c, const char *id, const char *token, enum jobs_
                  " ELSE CAST($3 AS text) END, error = $4, attempts_made = attempts_made + 1,"
                  " run_at = $5, finished_at = CASE WHEN cancel_requested OR $3 = 'failed'"
                  " THEN $6 ELSE NULL END, updated_at = $6, %s"
-                 " WHERE id = $1 AND lease_token = $2 AND state = 'active' RETURNING state",
+                 " WHERE id = $1 AND lease_token = $2 RETURNING state",
                  lease_cleared);
         r = db_query(c, sql,
                      DB_ARGS(DB_TEXT(id), DB_TEXT(token),
@@ -467,7 +489,7 @@ int jobs_finish(struct db_conn *c, const char *id, const char *token, enum jobs_
                  "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled'"
                  " ELSE 'waiting' END, finished_at = CASE WHEN cancel_requested THEN $3"
                  " ELSE NULL END, updated_at = $3, %s"
-                 " WHERE id = $1 AND lease_token = $2 AND state = 'active' RETURNING state",
+                 " WHERE id = $1 AND lease_token = $2 RETURNING state",
                  lease_cleared);
         r = db_query(c, sql, DB_ARGS(DB_TEXT(id), DB_TEXT(token), DB_INT(now)));
         break;
@@ -499,7 +521,7 @@ int jobs_set_progress(struct db_conn *c, const char *id, const char *token, int 
         db_query(c,
                  "UPDATE jobs SET progress = $3, progress_message = $4,"
                  " updated_at = $5"
-                 " WHERE id = $1 AND lease_token = $2 AND state = 'active'"
+                 " WHERE id = $1 AND lease_token = $2"
                  " RETURNING cancel_requested",
                  DB_ARGS(DB_TEXT(id), DB_TEXT(token), DB_INT(pct), DB_TEXT(message), DB_INT(now)));
     if (!r)

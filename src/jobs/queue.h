@@ -234,36 +234,50 @@ int64_t jobs_now_ms(void);
 void jobs_queues_register(const struct job_queue_def *defs, size_t n);
 void jobs_queues_unregister(const struct job_queue_def *defs);
 
+/* A job's place in its queue's claim order. */
+struct jobs_key {
+    int64_t prio, run_at, seq;
+};
+
 /* A claimed job (strings malloc'd; jobs_rows_free). */
 struct jobs_row {
     char *id, *name, *tenant_id, *data;
     int attempts_made, max_attempts;
     int64_t backoff_ms, timeout_ms;
+    struct jobs_key key;
 };
 void jobs_rows_free(struct jobs_row *rows, int n);
 
 /*
  * Inside a transaction on c: leases up to `want` runnable jobs of d's queue to owner with
  * token until now + lease_ms, highest priority first, respecting d's limiter across
- * processes. Returns how many (rows in *out, NULL when none) or -1. *limited_until is set
- * (else 0) when the limiter allowed fewer than wanted: no claim of this queue before then.
+ * processes. Returns how many (rows in *out, in claim order, NULL when none) or -1.
+ * *limited_until is set (else 0) when the limiter allowed fewer than wanted: no claim of this
+ * queue before then.
+ *
+ * after (NULL: none): only jobs at or after this key in claim order. On PostgreSQL the jobs a
+ * claim took leave dead entries at the head of the claim index until VACUUM, which every later
+ * claim would step over; a runner that keeps claiming passes the key of its last claimed job
+ * to start past them, and claims without it at each poll so that nothing behind is left (a job
+ * given back, a higher priority). SQLite removes index entries at once: ignored there.
  */
 int jobs_claim(struct db_conn *c, const struct job_queue_def *d, const char *owner,
-               const char *token, int64_t now, int64_t lease_ms, int want, struct jobs_row **out,
-               int64_t *limited_until);
+               const char *token, int64_t now, int64_t lease_ms, int want,
+               const struct jobs_key *after, struct jobs_row **out, int64_t *limited_until);
 
 /*
  * PostgreSQL only, one statement and no transaction of its own: completes the nends runs
  * (ids[i] under lease tokens[i], with the results of the JSON array results_json, null for
  * none), each only if its lease still holds (applied(id) is called for those), and claims up
  * to `want` jobs of d's queue (d NULL or want 0: none; d must have no limiter) as jobs_claim
- * does. Returns how many were claimed, or -1.
+ * does (after likewise). Returns how many were claimed, or -1.
  */
 typedef void (*jobs_applied_fn)(void *arg, const char *id);
 int jobs_complete_and_claim(struct db_conn *c, const char *const *ids, const char *const *tokens,
                             const char *results_json, size_t nends, const struct job_queue_def *d,
                             const char *owner, const char *token, int64_t now, int64_t lease_ms,
-                            int want, struct jobs_row **out, jobs_applied_fn applied, void *arg);
+                            int want, const struct jobs_key *after, struct jobs_row **out,
+                            jobs_applied_fn applied, void *arg);
 
 /* Which of the queues have a runnable job now: has[i] for queues[i]. 0 or -1. */
 int jobs_probe(struct db_conn *c, const char *const *queues, size_t n, int64_t now, bool *has);

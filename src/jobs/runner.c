@@ -47,6 +47,7 @@ struct job_run {
     int attempts_made;
     int64_t backoff_ms, timeout_ms;
     char *data_text;
+    struct jobs_key key; /* its place in the claim order */
     atomic_bool cancel, lost;
     enum job_result res;
     bool timed_out;
@@ -63,6 +64,9 @@ struct rq {
     int active;               /* claimed and not yet recorded */
     bool maybe_more;          /* the last claim filled every slot, or a wake came */
     int64_t limited_until;    /* runner clock; 0: not limited */
+    bool have_floor;          /* floor: the last job claimed (turns only) */
+    bool rescan;              /* the next claim looks from the head (set at every poll) */
+    struct jobs_key floor;
 };
 
 struct job_runner {
@@ -266,6 +270,7 @@ static struct job_run *run_new(struct job_runner *r, size_t qi, struct jobs_row 
     run->timeout_ms = row->timeout_ms > 0 ? row->timeout_ms : r->q[qi].def.timeout_ms;
     run->data_text = row->data;
     row->data = NULL;
+    run->key = row->key;
     snprintf(run->id, sizeof(run->id), "%s", row->id);
     snprintf(run->name, sizeof(run->name), "%s", row->name ? row->name : "");
     snprintf(run->tenant, sizeof(run->tenant), "%s", row->tenant_id ? row->tenant_id : "");
@@ -504,6 +509,7 @@ struct turn {
     struct job_run *release; /* claimed runs to give back (stopping) */
     int want[MAX_QUEUES];    /* per queue: claims to make (0: none) */
     bool ask[MAX_QUEUES];    /* per queue: ask the database first whether it has work */
+    bool full[MAX_QUEUES];   /* per queue: claim from the head of the queue, not the floor */
 };
 
 /*
@@ -554,6 +560,14 @@ static void turn_conn_done(struct job_runner *r, struct db_conn *c, bool failed)
     }
 }
 
+/* Where a claim of queue i starts (jobs_claim's `after`): past the last job claimed, when
+ * continuing; NULL, the head of the queue, when polling. */
+static const struct jobs_key *claim_after(const struct job_runner *r, const struct turn *t,
+                                          size_t i)
+{
+    return t->full[i] || !r->q[i].have_floor ? NULL : &r->q[i].floor;
+}
+
 static void applied_end(void *arg, const char *id)
 {
     struct ended *e = ((struct ended **)arg)[0];
@@ -602,7 +616,8 @@ static bool fast_turn(struct job_runner *r, struct db_conn *c, struct ended *end
     struct jobs_row *rows = NULL;
     int n = jobs_complete_and_claim(c, ids, tokens, text, nend, qi >= 0 ? &r->q[qi].def : NULL,
                                     r->owner, token, now, r->o.lease_ms, qi >= 0 ? t->want[qi] : 0,
-                                    &rows, applied_end, span);
+                                    qi >= 0 ? claim_after(r, t, (size_t)qi) : NULL, &rows,
+                                    applied_end, span);
     free(text);
     free(ids);
     free(tokens);
@@ -681,7 +696,7 @@ static void do_turn(struct job_runner *r, struct turn *t)
         for (size_t i = 0; ok && i < r->nq; i++) {
             struct jobs_row *rows = NULL;
             int n = jobs_claim(c, &r->q[i].def, r->owner, token, now, r->o.lease_ms, t->want[i],
-                               &rows, &limited[i]);
+                               claim_after(r, t, i), &rows, &limited[i]);
             if (n < 0) {
                 ok = false;
                 break;
@@ -742,6 +757,12 @@ static void do_turn(struct job_runner *r, struct turn *t)
             r->q[i].maybe_more = nclaimed[i] == t->want[i];
             r->q[i].limited_until = limited[i];
         }
+        for (struct job_run *x = claimed[i]; x; x = x->next) {
+            if (!x->next) { /* the last in claim order */
+                r->q[i].floor = x->key;
+                r->q[i].have_floor = true;
+            }
+        }
         r->q[i].active += nclaimed[i];
         while (claimed[i]) {
             struct job_run *run = claimed[i];
@@ -780,6 +801,10 @@ static bool plan_turn(struct job_runner *r, struct turn *t, bool poll_due)
     memset(t, 0, sizeof(*t));
     bool claims = false;
     int64_t cnow = clock_ms(r);
+    /* every poll, each queue's next claim looks from the head, even when it is busy and
+     * that claim is made later by an executor */
+    for (size_t i = 0; poll_due && i < r->nq; i++)
+        r->q[i].rescan = true;
     /* the runs this turn records free their slots before it claims */
     int ending[MAX_QUEUES] = {0};
     for (struct job_run *x = r->done; x; x = x->next)
@@ -792,6 +817,10 @@ static bool plan_turn(struct job_runner *r, struct turn *t, bool poll_due)
         if (q->maybe_more || r->kicked || poll_due) {
             t->want[i] = free_slots;
             t->ask[i] = !q->maybe_more && !r->kicked;
+            /* a claim that continues a busy queue starts past the jobs it took before; one
+             * that polls or answers a wake-up looks from the head (jobs_claim's `after`) */
+            t->full[i] = !q->maybe_more || r->kicked || poll_due || q->rescan;
+            q->rescan = false;
             q->maybe_more = false; /* set again from the claim's result */
             claims = true;
         }

@@ -703,7 +703,8 @@ static void claim_as_dead_worker(const char *queue, int64_t now, int64_t lease_m
     struct jobs_row *rows;
     int64_t limited;
     cr_assert_eq(db_begin(c), 0);
-    int n = jobs_claim(c, qdef(queue), "dead-worker", token, now, lease_ms, 1, &rows, &limited);
+    int n =
+        jobs_claim(c, qdef(queue), "dead-worker", token, now, lease_ms, 1, NULL, &rows, &limited);
     cr_assert_eq(n, 1, "claim: %d %s", n, db_errmsg(c));
     jobs_rows_free(rows, n);
     cr_assert_eq(db_commit(c), 0);
@@ -990,4 +991,22 @@ Test(jobs, progress_completion_and_failures_are_published_to_the_jobs_room)
     cr_assert_eq(ev.n, 5);
     pthread_mutex_unlock(&ev.mu);
     realtime_free(rt);
+}
+
+/* A busy queue claims past the jobs it took before (jobs_claim's `after`, PostgreSQL); a job
+ * that becomes runnable ahead of them — a higher priority here — is still taken at the next
+ * poll, not after the backlog. */
+Test(jobs, a_priority_job_overtakes_a_busy_backlog)
+{
+    for (int i = 0; i < 40; i++)
+        enq_named("t-plain", "backlog", "{\"sleepMs\": 10}", NULL);
+    struct job_runner *r = start(qdef("t-plain"), 1, NULL);
+    for (int i = 0; i < 300 && atomic_load(&rec.runs) < 5; i++)
+        sleep_ms(5);
+    const char *urgent = enq_named("t-plain", "urgent", NULL, &(struct job_opts){.priority = 1});
+    cr_assert(wait_state(urgent, "completed", 5000));
+    int before = count_sql("SELECT count(*) FROM jobs WHERE name = 'backlog' AND state = "
+                           "'completed'");
+    stop(r);
+    cr_assert_lt(before, 30, "the urgent job waited for %d of 40 backlog jobs", before);
 }

@@ -38,7 +38,9 @@ CREATE TABLE jobs (
     created_at bigint NOT NULL,
     started_at bigint,
     finished_at bigint,
-    updated_at bigint NOT NULL
+    updated_at bigint NOT NULL,
+    -- a lease (token) exactly while active: every change out of active clears it
+    CHECK ((state = 'active') = (lease_token IS NOT NULL))
 );
 
 -- Few indexes, each partial where it can be: a job changes state several times, and on

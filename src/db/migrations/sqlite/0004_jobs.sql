@@ -40,7 +40,9 @@ CREATE TABLE jobs (
     created_at INTEGER NOT NULL,
     started_at INTEGER,
     finished_at INTEGER,
-    updated_at INTEGER NOT NULL
+    updated_at INTEGER NOT NULL,
+    -- a lease (token) exactly while active: every change out of active clears it
+    CHECK ((state = 'active') = (lease_token IS NOT NULL))
 ) STRICT;
 
 -- Few indexes, each partial where it can be (a job changes state several times): the claim
