@@ -26,6 +26,8 @@
 #include "services/admin_cli.h"
 #include "services/database.h"
 #include "services/oauth.h"
+#include "services/realtime.h"
+#include "services/workflow.h"
 
 extern char **environ;
 
@@ -156,16 +158,56 @@ static struct job_runner *start_jobs(const struct config *cfg, const struct job_
     return r;
 }
 
-struct jobs_stop {
+/* What runs beside requests in `zygo serve`, and alone in `zygo worker`: the job runner and
+ * the workflow scheduler, on the app's services (mailer, keys, the real-time bus: events of
+ * jobs run here reach this process's WebSockets and, through the database, every other
+ * process's). */
+struct background {
+    struct job_env env;
     struct job_runner *r;
+    struct workflow_scheduler *sched;
     unsigned grace_s;
-    unsigned left;
+    unsigned left; /* jobs still running at the stop deadline */
 };
 
-static void *stop_jobs_thread(void *arg)
+static int background_start(struct background *bg, const struct config *cfg, struct db *db,
+                            struct app *app, bool jobs, const char *const *queues, size_t nqueues,
+                            int concurrency)
 {
-    struct jobs_stop *s = arg;
-    s->left = job_runner_stop(s->r, s->grace_s);
+    *bg = (struct background){.env = {.cfg = cfg,
+                                      .db = db,
+                                      .mailer = app_mailer(app),
+                                      .keyring = app_keyring(app),
+                                      .realtime = app_realtime(app)},
+                              .grace_s = (unsigned)cfg->shutdown_timeout_s};
+    if (jobs && !(bg->r = start_jobs(cfg, &bg->env, queues, nqueues, concurrency)))
+        return -1;
+    /* every process may tick: a slot fires once whoever claims it (schedule slots) */
+    if (cfg->workflow_schedule_interval_ms > 0) {
+        char err[256];
+        bg->sched = workflow_scheduler_start(db, cfg->workflow_schedule_interval_ms, err,
+                                             sizeof(err));
+        if (!bg->sched) {
+            log_msg(LOG_FATAL, "workflow scheduler: %s", err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Stops firing schedules, then lets running jobs finish within the grace period. */
+static void background_stop(struct background *bg, unsigned grace_s)
+{
+    workflow_scheduler_stop(bg->sched);
+    bg->sched = NULL;
+    bg->left = job_runner_stop(bg->r, grace_s);
+    bg->r = NULL;
+}
+
+static void *stop_background_thread(void *arg)
+{
+    struct background *bg = arg;
+    background_stop(bg, bg->grace_s);
     return NULL;
 }
 
@@ -226,6 +268,7 @@ static int cmd_serve(int argc, char **argv)
     struct db *db = NULL;
     struct app *app = NULL;
     struct server *srv = NULL;
+    struct background bg = {0};
     if (open_database(&cfg, &db, false) < 0)
         goto out;
     char why[256];
@@ -242,18 +285,18 @@ static int cmd_serve(int argc, char **argv)
     struct server_options so;
     server_options_from_config(&so, app);
     char err[512];
+    if (workflow_rooms_register() < 0) {
+        log_msg(LOG_FATAL, "cannot register the workflow execution rooms");
+        goto out;
+    }
     if (server_start(&srv, app, &so, err, sizeof(err)) < 0) {
         log_msg(LOG_FATAL, "%s", err);
         goto out;
     }
     log_msg(LOG_INFO, "Server running on http://%s:%d", cfg.host, server_port(srv));
     log_msg(LOG_INFO, "Environment: %s", cfg.node_env);
-    /* The queues' workers share the app's services (JOBS_IN_PROCESS=false leaves them to
-     * `zygo worker` processes). */
-    struct job_env jenv = {
-        .cfg = &cfg, .db = db, .mailer = app_mailer(app), .keyring = app_keyring(app)};
-    struct jobs_stop js = {.grace_s = (unsigned)cfg.shutdown_timeout_s};
-    if (cfg.jobs_in_process && !(js.r = start_jobs(&cfg, &jenv, NULL, 0, 0)))
+    /* JOBS_IN_PROCESS=false leaves the queues to `zygo worker` processes */
+    if (background_start(&bg, &cfg, db, app, cfg.jobs_in_process, NULL, 0, 0) < 0)
         goto out;
 
     int sig = 0;
@@ -261,26 +304,25 @@ static int cmd_serve(int argc, char **argv)
     log_msg(LOG_INFO, "received %s, shutting down (finishing in-flight requests and jobs)",
             sig == SIGTERM ? "SIGTERM" : "SIGINT");
     /* requests and jobs finish side by side, each within SHUTDOWN_TIMEOUT */
-    pthread_t jt;
-    bool jt_started = js.r && pthread_create(&jt, NULL, stop_jobs_thread, &js) == 0;
-    if (js.r && !jt_started)
-        stop_jobs_thread(&js);
+    pthread_t bt;
+    bool bt_started = pthread_create(&bt, NULL, stop_background_thread, &bg) == 0;
+    if (!bt_started)
+        stop_background_thread(&bg);
     unsigned left = server_shutdown(srv, (unsigned)cfg.shutdown_timeout_s);
     if (left)
         log_msg(LOG_WARN, "%u request(s) still running at the shutdown deadline", left);
-    if (jt_started)
-        pthread_join(jt, NULL);
-    js.r = NULL;
+    if (bt_started)
+        pthread_join(bt, NULL);
     log_msg(LOG_INFO, "stopped");
     rc = 0;
-    if (js.left) {
+    if (bg.left) {
         /* a processor still runs on the app's services: leave them to the exit, its lease
          * runs out and another worker retries the job */
         config_free(&cfg);
         return rc;
     }
 out:
-    job_runner_stop(js.r, 0);
+    background_stop(&bg, 0);
     server_free(srv);
     app_free(app);
     db_close(db);
@@ -356,33 +398,30 @@ static int cmd_worker(int argc, char **argv)
     int rc = 1;
     struct db *db = NULL;
     struct app *app = NULL;
-    struct job_runner *r = NULL;
+    struct background bg = {0};
     if (open_database(&cfg, &db, false) < 0)
         goto out;
-    /* the app only lends its services (mailer, keys); no route is served */
+    /* the app only lends its services (mailer, keys, the bus); no route is served */
     app = app_new(&cfg, db, NULL, 0);
-    struct job_env env = {
-        .cfg = &cfg, .db = db, .mailer = app_mailer(app), .keyring = app_keyring(app)};
-    r = start_jobs(&cfg, &env, nnames ? names : NULL, nnames, worker_flags.concurrency);
-    if (!r)
+    if (background_start(&bg, &cfg, db, app, true, nnames ? names : NULL, nnames,
+                         worker_flags.concurrency) < 0)
         goto out;
     log_msg(LOG_INFO, "Worker running (pid %d)", (int)getpid());
     int sig = 0;
     sigwait(&set, &sig);
     log_msg(LOG_INFO, "received %s, finishing running jobs",
             sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    unsigned left = job_runner_stop(r, (unsigned)cfg.shutdown_timeout_s);
-    r = NULL;
+    background_stop(&bg, (unsigned)cfg.shutdown_timeout_s);
     log_msg(LOG_INFO, "stopped");
     rc = 0;
-    if (left) {
+    if (bg.left) {
         /* see cmd_serve: the stuck processors keep the services until the exit */
         free(worker_flags.queues);
         config_free(&cfg);
         return rc;
     }
 out:
-    job_runner_stop(r, 0);
+    background_stop(&bg, 0);
     app_free(app);
     db_close(db);
     config_free(&cfg);
