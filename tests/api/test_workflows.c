@@ -1495,3 +1495,42 @@ Test(workflows_ws, live_step_events_over_a_websocket_then_the_final_state_via_re
                  200);
     json_decref(e);
 }
+
+/* The run happens in a `zygo worker` process: its step events reach this server's WebSocket
+ * through the database relay (the worker's bus), in order and once each. */
+Test(workflows_ws, events_of_a_run_in_a_worker_process_reach_the_socket)
+{
+    struct who o;
+    signup("relay@a.example", &o);
+    char id[37], exec[37], room[200];
+    create(&o,
+           "{\"name\":\"relayed\",\"steps\":[{\"name\":\"a\",\"type\":\"delay\",\"config\":{\"ms\":"
+           "100}},{\"name\":\"b\",\"type\":\"delay\",\"config\":{\"ms\":100}}]}",
+           id, NULL, NULL);
+    execute(&o, id, NULL, exec);
+    snprintf(room, sizeof(room), "tenant:%s:execution:%s", o.tenant, exec);
+    struct wsc c;
+    ws_connect(&c, &o);
+    cr_assert_str_eq(ws_subscribe(&c, room), "subscribed");
+    pid_t w = worker("relay.log"); /* no runner in this process: only the worker can run it */
+    char seen[512] = "";
+    size_t n = 0;
+    long long last_seq = 0;
+    for (bool done = false; !done;) {
+        json_t *m = wsc_recv_json(&c, 20000);
+        cr_assert_not_null(m, "no event from the worker process after \"%s\"", seen);
+        cr_assert_str_eq(jstr(m, "executionId"), exec);
+        cr_assert_gt(jint(m, "seq"), last_seq, "in order, once each");
+        last_seq = jint(m, "seq");
+        if (strcmp(jstr(m, "type"), "execution.step") == 0)
+            n += (size_t)snprintf(seen + n, sizeof(seen) - n, "%lld:%s ",
+                                  (long long)jint(m, "stepIndex"), jstr(m, "status"));
+        done = strcmp(jstr(m, "type"), "execution.status") == 0 && jstr(m, "status") &&
+               strcmp(jstr(m, "status"), "succeeded") == 0;
+        json_decref(m);
+    }
+    wsc_close(&c);
+    kill(w, SIGTERM);
+    cr_assert_eq(wait_child(w, 10000), 0);
+    cr_assert_str_eq(seen, "0:running 0:succeeded 1:running 1:succeeded ");
+}
