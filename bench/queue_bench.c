@@ -5,8 +5,8 @@
  * default options (attempts 3, exponential backoff 5000 ms, removeOnComplete {age 86400,
  * count 1000}, removeOnFail {age 604800}), like the BullMQ side (bench/queue/bullmq.mjs).
  * The database comes from the environment as for `zygo serve` (DATABASE_URL, and
- * DATABASE_MIGRATION_URL for PostgreSQL), migrations applied first. Jobs are enqueued in
- * transactions of 1000, as BullMQ's side adds them with addBulk in chunks of 1000.
+ * DATABASE_MIGRATION_URL for PostgreSQL), migrations applied first. Jobs are enqueued with
+ * jobs_enqueue_many in chunks of 1000, as BullMQ's side adds them with addBulk.
  *
  *   zygo-bench-queue JOBS CONCURRENCY
  *
@@ -98,24 +98,23 @@ int main(int argc, char **argv)
                                    .concurrency = (int)conc};
     jobs_queues_register(defs, ARRAY_LEN(defs));
 
-    /* enqueue: system jobs (no tenant), BATCH per transaction */
+    /* enqueue: system jobs (no tenant) */
     struct db_conn *c = db_acquire(db, err, sizeof(err));
     if (!c)
         return die("database", err);
     db_set_rls_bypass(c, true);
     double t0 = now_s();
-    char id[JOB_ID_MAX];
+    /* jobs_enqueue_many: one statement per chunk, as BullMQ's side uses addBulk */
+    static char ids[BATCH][JOB_ID_MAX], data[BATCH][48];
+    const char *datap[BATCH];
     for (long i = 0; i < total; i += BATCH) {
-        if (db_begin(c) < 0)
-            return die("begin", db_errmsg(c));
-        for (long k = i; k < total && k < i + BATCH; k++) {
-            char data[48];
-            snprintf(data, sizeof(data), "{\"i\":%ld}", k);
-            if (jobs_enqueue(c, "bench-noop", "noop", NULL, data, NULL, id) != 0)
-                return die("enqueue", db_errmsg(c));
+        size_t n = 0;
+        for (long k = i; k < total && k < i + BATCH; k++, n++) {
+            snprintf(data[n], sizeof(data[n]), "{\"i\":%ld}", k);
+            datap[n] = data[n];
         }
-        if (db_commit(c) < 0)
-            return die("commit", db_errmsg(c));
+        if (jobs_enqueue_many(c, "bench-noop", "noop", NULL, datap, n, NULL, ids) != 0)
+            return die("enqueue", db_errmsg(c));
     }
     double t1 = now_s();
     db_release(c);

@@ -2,7 +2,8 @@
 # bench/run-queue.sh — job queue throughput: zygo's durable queue against the specification's
 # own stack (BullMQ 5 on Redis), on this machine, in one run. Each side enqueues JOBS no-op
 # jobs with the specification's default job options (attempts 3, exponential backoff 5000 ms,
-# removeOnComplete {age 86400, count 1000}, removeOnFail {age 604800}) in chunks of 1000, then
+# removeOnComplete {age 86400, count 1000}, removeOnFail {age 604800}) in chunks of 1000
+# (zygo: jobs_enqueue_many, one statement per chunk; BullMQ: addBulk), then
 # starts its workers with the given concurrency and times until every job has completed:
 #   zygo-sqlite  build/release/zygo-bench-queue (bench/queue_bench.c: the real runner of
 #                src/jobs on a fresh SQLite file in WAL mode, synchronous=NORMAL)
@@ -162,7 +163,7 @@ run_one() {
     echo
     echo "- date: $(date -u +'%Y-%m-%d %H:%M UTC')"
     echo "- machine: $(machine_line); the queue's process and its server (PostgreSQL or Redis) share it"
-    echo "- $JOBS jobs per run, the specification's default job options, enqueued in chunks of 1000, then processed; rounds: $ROUNDS"
+    echo "- $JOBS jobs per run, the specification's default job options, enqueued in chunks of 1000 (jobs_enqueue_many / addBulk), then processed; rounds: $ROUNDS"
     echo "- zygo: zygo-bench-queue $(cat "$ROOT/VERSION") ($ZYGO_DESC): the runner of src/jobs; SQLite $(sqlite3 --version 2>/dev/null | awk '{print $1}') (WAL, synchronous=NORMAL); PostgreSQL $PG_VERSION (scripts/pg-cluster.sh: loopback TCP, fsync off) as the application role (row-level security)"
     echo "- bullmq: node $(node --version), bullmq $BULLMQ_VER, redis-server $REDIS_VER (no persistence)"
     echo

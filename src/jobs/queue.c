@@ -72,13 +72,18 @@ static bool looks_like_object(const char *s)
 
 /* ---- enqueue ------------------------------------------------------------------------------ */
 
-int jobs_enqueue(struct db_conn *c, const char *queue, const char *name, const char *tenant_id,
-                 const char *data_json, const struct job_opts *opts, char id_out[JOB_ID_MAX])
+/* What one enqueue call stores besides the payload: the options resolved against the queue. */
+struct enq {
+    const char *queue, *name, *tenant_id;
+    char tenant[UUID_STRLEN + 1];
+    int64_t now, run_at, priority, prio, attempts, backoff_ms, timeout_ms;
+};
+
+/* Checks the arguments common to jobs_enqueue and jobs_enqueue_many (refusals are logged:
+ * they are the caller's bugs) and resolves the options. */
+static int enq_prepare(struct enq *e, const char *queue, const char *name, const char *tenant_id,
+                       const struct job_opts *opts)
 {
-    static const struct job_opts none = {0};
-    if (!opts)
-        opts = &none;
-    id_out[0] = '\0';
     const struct job_queue_def *qd = jobs_queue_def(queue);
     if (!qd) {
         log_msg(LOG_ERROR, "jobs: enqueue to unknown queue \"%s\"", queue ? queue : "(null)");
@@ -86,48 +91,132 @@ int jobs_enqueue(struct db_conn *c, const char *queue, const char *name, const c
     }
     struct job_queue_def d;
     jobs_def_resolve(qd, &d);
-    if (!name)
-        name = queue;
-    if (!data_json)
-        data_json = "{}";
-    char tenant[UUID_STRLEN + 1];
+    e->queue = queue;
+    e->name = name ? name : queue;
     const char *why = NULL;
-    if (strlen(name) > 128)
+    if (strlen(e->name) > 128)
         why = "name longer than 128 bytes";
-    else if (!looks_like_object(data_json))
-        why = "data is not a JSON object";
     else if (opts->job_id && !job_id_valid(opts->job_id))
         why = "job id must be 1-128 of [A-Za-z0-9_.:-]";
     else if (opts->priority < 0 || opts->priority > PRIORITY_MAX)
         why = "priority out of 0..2097152";
     else if (opts->delay_ms < 0 || opts->attempts < 0 || opts->timeout_ms < 0)
         why = "negative delay, attempts or timeout";
-    else if (tenant_id && !uuid_normalize(tenant_id, tenant))
+    else if (tenant_id && !uuid_normalize(tenant_id, e->tenant))
         why = "tenant id is not a UUID";
     if (why) {
         log_msg(LOG_ERROR, "jobs: enqueue to %s refused: %s", queue, why);
+        return -1;
+    }
+    e->tenant_id = tenant_id ? e->tenant : NULL;
+    e->now = jobs_now_ms();
+    e->run_at = e->now + opts->delay_ms;
+    e->priority = opts->priority;
+    e->prio = opts->priority > 0 ? opts->priority : PRIO_NONE;
+    e->attempts = opts->attempts > 0 ? opts->attempts : d.attempts;
+    e->backoff_ms = d.backoff_ms;
+    e->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : d.timeout_ms;
+    return 0;
+}
+
+static const struct job_opts no_opts = {0};
+
+int jobs_enqueue(struct db_conn *c, const char *queue, const char *name, const char *tenant_id,
+                 const char *data_json, const struct job_opts *opts, char id_out[JOB_ID_MAX])
+{
+    if (!opts)
+        opts = &no_opts;
+    id_out[0] = '\0';
+    struct enq e;
+    if (enq_prepare(&e, queue, name, tenant_id, opts) < 0)
+        return -1;
+    if (!data_json)
+        data_json = "{}";
+    if (!looks_like_object(data_json)) {
+        log_msg(LOG_ERROR, "jobs: enqueue to %s refused: data is not a JSON object", queue);
         return -1;
     }
     if (opts->job_id)
         snprintf(id_out, JOB_ID_MAX, "%s", opts->job_id);
     else
         uuid_v7(id_out);
-    int64_t now = jobs_now_ms();
-    int n = db_exec(
-        c,
-        "INSERT INTO jobs (id, queue, name, tenant_id, data, priority, prio, run_at,"
-        " max_attempts, backoff_ms, timeout_ms, created_at, updated_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)"
-        " ON CONFLICT (id) DO NOTHING",
-        DB_ARGS(DB_TEXT(id_out), DB_TEXT(queue), DB_TEXT(name), DB_TEXT(tenant_id ? tenant : NULL),
-                DB_TEXT(data_json), DB_INT(opts->priority),
-                DB_INT(opts->priority > 0 ? opts->priority : PRIO_NONE),
-                DB_INT(now + opts->delay_ms),
-                DB_INT(opts->attempts > 0 ? opts->attempts : d.attempts), DB_INT(d.backoff_ms),
-                DB_INT(opts->timeout_ms > 0 ? opts->timeout_ms : d.timeout_ms), DB_INT(now)));
+    int n = db_exec(c,
+                    "INSERT INTO jobs (id, queue, name, tenant_id, data, priority, prio, run_at,"
+                    " max_attempts, backoff_ms, timeout_ms, created_at, updated_at)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    DB_ARGS(DB_TEXT(id_out), DB_TEXT(e.queue), DB_TEXT(e.name),
+                            DB_TEXT(e.tenant_id), DB_TEXT(data_json), DB_INT(e.priority),
+                            DB_INT(e.prio), DB_INT(e.run_at), DB_INT(e.attempts),
+                            DB_INT(e.backoff_ms), DB_INT(e.timeout_ms), DB_INT(e.now)));
     if (n < 0)
         return -1;
     return n == 1 ? 0 : 1;
+}
+
+/* The batch as one JSON array of {"id", "data"} in order: one parameter, read row by row by
+ * the statement (jsonb_array_elements / json_each), so any batch size is the same statement. */
+static const char enqueue_many_pg[] =
+    "INSERT INTO jobs (id, queue, name, tenant_id, data, priority, prio, run_at, max_attempts,"
+    " backoff_ms, timeout_ms, created_at, updated_at)"
+    " SELECT e ->> 'id', $2, $3, CAST($4 AS uuid), e -> 'data', $5, $6, $7, $8, $9, $10,"
+    " $11, $11"
+    " FROM jsonb_array_elements(CAST($1 AS jsonb)) WITH ORDINALITY AS a(e, n) ORDER BY n";
+
+static const char enqueue_many_sqlite[] =
+    "INSERT INTO jobs (id, queue, name, tenant_id, data, priority, prio, run_at, max_attempts,"
+    " backoff_ms, timeout_ms, created_at, updated_at)"
+    " SELECT json_extract(value, '$.id'), $2, $3, $4, json_extract(value, '$.data'), $5, $6, $7,"
+    " $8, $9, $10, $11, $11 FROM json_each($1) ORDER BY key";
+
+int jobs_enqueue_many(struct db_conn *c, const char *queue, const char *name, const char *tenant_id,
+                      const char *const *data_json, size_t n, const struct job_opts *opts,
+                      char (*ids_out)[JOB_ID_MAX])
+{
+    if (!opts)
+        opts = &no_opts;
+    struct enq e;
+    if (enq_prepare(&e, queue, name, tenant_id, opts) < 0)
+        return -1;
+    if (opts->job_id) {
+        log_msg(LOG_ERROR, "jobs: enqueue_many to %s refused: one job id for many jobs", queue);
+        return -1;
+    }
+    if (n == 0)
+        return 0;
+    struct buf batch;
+    buf_init(&batch, (size_t)1 << 30);
+    buf_putc(&batch, '[');
+    for (size_t i = 0; i < n; i++) {
+        const char *data = data_json && data_json[i] ? data_json[i] : "{}";
+        if (!looks_like_object(data)) {
+            log_msg(LOG_ERROR, "jobs: enqueue_many to %s refused: data %zu is not a JSON object",
+                    queue, i);
+            buf_free(&batch);
+            return -1;
+        }
+        uuid_v7(ids_out[i]);
+        buf_printf(&batch, "%s{\"id\":\"%s\",\"data\":", i ? "," : "", ids_out[i]);
+        buf_puts(&batch, data);
+        buf_putc(&batch, '}');
+    }
+    buf_putc(&batch, ']');
+    if (batch.overflow) {
+        buf_free(&batch);
+        log_msg(LOG_ERROR, "jobs: enqueue_many to %s refused: batch too large", queue);
+        return -1;
+    }
+    int rc = db_exec(c, db_conn_dialect(c) == DB_POSTGRES ? enqueue_many_pg : enqueue_many_sqlite,
+                     DB_ARGS(DB_TEXT(buf_cstr(&batch)), DB_TEXT(e.queue), DB_TEXT(e.name),
+                             DB_TEXT(e.tenant_id), DB_INT(e.priority), DB_INT(e.prio),
+                             DB_INT(e.run_at), DB_INT(e.attempts), DB_INT(e.backoff_ms),
+                             DB_INT(e.timeout_ms), DB_INT(e.now)));
+    buf_free(&batch);
+    if (rc >= 0 && (size_t)rc != n) {
+        log_msg(LOG_ERROR, "jobs: enqueue_many to %s added %d of %zu", queue, rc, n);
+        return -1;
+    }
+    return rc < 0 ? -1 : 0;
 }
 
 /* ---- claim -------------------------------------------------------------------------------- */

@@ -162,6 +162,17 @@ struct job_opts {
 int jobs_enqueue(struct db_conn *c, const char *queue, const char *name, const char *tenant_id,
                  const char *data_json, const struct job_opts *opts, char id_out[JOB_ID_MAX]);
 
+/*
+ * Adds n jobs of one queue in one statement (BullMQ's addBulk), on c inside its transaction
+ * when one is open: data_json[i] a JSON object text (data_json or an entry NULL: {}), the
+ * same name, tenant and options for all, without de-duplication (opts->job_id must be NULL).
+ * They are claimed in the order given. ids_out[i] receives each id. 0, or -1 (nothing added;
+ * a database error on c, or an argument refused and logged).
+ */
+int jobs_enqueue_many(struct db_conn *c, const char *queue, const char *name, const char *tenant_id,
+                      const char *const *data_json, size_t n, const struct job_opts *opts,
+                      char (*ids_out)[JOB_ID_MAX]);
+
 /* ---- inside a processor ----------------------------------------------------------------- */
 
 /* Records progress (clamped to 0..100) and publishes job.progress. message may be NULL. */

@@ -1010,3 +1010,40 @@ Test(jobs, a_priority_job_overtakes_a_busy_backlog)
     stop(r);
     cr_assert_lt(before, 30, "the urgent job waited for %d of 40 backlog jobs", before);
 }
+
+Test(jobs, many_jobs_are_added_in_one_statement_in_order)
+{
+    const char *data[] = {"{\"k\": 1}", NULL, "{\"k\": 3}"};
+    char ids[3][JOB_ID_MAX];
+    /* inside a transaction that rolls back: none */
+    cr_assert_eq(db_begin(c), 0);
+    cr_assert_eq(jobs_enqueue_many(c, "t-plain", "many", TENANT_A, data, 3, NULL, ids), 0, "%s",
+                 db_errmsg(c));
+    cr_assert_eq(db_rollback(c), 0);
+    cr_assert_eq(count_sql("SELECT count(*) FROM jobs"), 0);
+    cr_assert_eq(jobs_enqueue_many(c, "t-plain", "many", TENANT_A, data, 3,
+                                   &(struct job_opts){.attempts = 4, .delay_ms = 0}, ids),
+                 0, "%s", db_errmsg(c));
+    cr_assert_eq(count_sql("SELECT count(*) FROM jobs WHERE tenant_id = '" TENANT_A
+                           "' AND max_attempts = 4 AND name = 'many'"),
+                 3);
+    cr_assert_eq(dbt_query_int(c, "SELECT count(*) FROM jobs WHERE id = $1 AND data = $2",
+                               DB_ARGS(DB_TEXT(ids[1]), DB_TEXT("{}"))),
+                 1, "a NULL payload is {}");
+    /* claimed in the order given */
+    struct job_runner *r = start(qdef("t-plain"), 1, NULL);
+    cr_assert(wait_state(ids[2], "completed", 3000));
+    stop(r);
+    cr_assert_lt(col(ids[0], "seq"), col(ids[1], "seq"));
+    cr_assert_lt(col(ids[1], "seq"), col(ids[2], "seq"));
+    cr_assert_leq(col(ids[0], "started_at"), col(ids[1], "started_at"));
+    /* refused: a job id for many, a payload that is no object (nothing added) */
+    cr_assert_eq(jobs_enqueue_many(c, "t-plain", NULL, NULL, data, 3,
+                                   &(struct job_opts){.job_id = "same"}, ids),
+                 -1);
+    const char *bad[] = {"{}", "[1]"};
+    cr_assert_eq(jobs_enqueue_many(c, "t-plain", NULL, NULL, bad, 2, NULL, ids), -1);
+    const char *broken[] = {"{}", "{\"x\":"};
+    cr_assert_eq(jobs_enqueue_many(c, "t-plain", NULL, NULL, broken, 2, NULL, ids), -1);
+    cr_assert_eq(count_sql("SELECT count(*) FROM jobs"), 3);
+}
