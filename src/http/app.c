@@ -330,6 +330,48 @@ int ctx_fail_db(struct ctx *c, struct db_conn *conn, const char *conflict)
     }
 }
 
+struct ctx_hook {
+    struct ctx_hook *next;
+    void (*fn)(struct ctx *c, void *arg);
+    void *arg;
+};
+
+void ctx_after_commit(struct ctx *c, void (*fn)(struct ctx *c, void *arg), void *arg)
+{
+    if (!c->db_conn || !db_in_transaction(c->db_conn)) {
+        fn(c, arg);
+        return;
+    }
+    struct ctx_hook *h = arena_alloc(c->arena, sizeof(*h));
+    *h = (struct ctx_hook){c->after_commit, fn, arg};
+    c->after_commit = h;
+}
+
+/* The hooks were pushed newest first: run them oldest first. */
+static void run_hooks(struct ctx *c, struct ctx_hook *h)
+{
+    struct ctx_hook *oldest_first = NULL;
+    while (h) {
+        struct ctx_hook *next = h->next;
+        h->next = oldest_first;
+        oldest_first = h;
+        h = next;
+    }
+    for (h = oldest_first; h; h = h->next)
+        h->fn(c, h->arg);
+}
+
+int ctx_commit_midway(struct ctx *c)
+{
+    struct db_conn *db = c->db_conn;
+    if (!db || db_commit(db) < 0)
+        return ctx_fail_db(c, db, NULL);
+    struct ctx_hook *hooks = c->after_commit;
+    c->after_commit = NULL;
+    run_hooks(c, hooks);
+    return db_begin(db) < 0 ? ctx_fail_db(c, db, NULL) : 0;
+}
+
 int ctx_tx(struct ctx *c, int (*fn)(struct ctx *c, struct db_conn *db))
 {
     struct db_conn *db = ctx_db(c);
@@ -337,9 +379,15 @@ int ctx_tx(struct ctx *c, int (*fn)(struct ctx *c, struct db_conn *db))
         return -1;
     if (db_begin(db) < 0)
         return ctx_fail_db(c, db, NULL);
-    if (fn(c, db) < 0) {
+    c->after_commit = NULL;
+    int rc = fn(c, db);
+    if (rc < 0)
         db_rollback(db);
-        return -1;
-    }
-    return db_commit(db) < 0 ? ctx_fail_db(c, db, NULL) : 0;
+    else if (db_commit(db) < 0)
+        rc = ctx_fail_db(c, db, NULL);
+    struct ctx_hook *hooks = c->after_commit;
+    c->after_commit = NULL;
+    if (rc == 0)
+        run_hooks(c, hooks);
+    return rc;
 }

@@ -72,6 +72,16 @@ struct db_conn *ctx_db(struct ctx *c);
  * 0, rolled back when it fails (fn has set the error). Returns fn's result. */
 int ctx_tx(struct ctx *c, int (*fn)(struct ctx *c, struct db_conn *db));
 
+/* Runs fn(c, arg) once the transaction ctx_tx is running commits (nothing on a rollback), in
+ * the order registered; outside ctx_tx it runs now. For effects other processes must only see
+ * once the change is durable: real-time messages, waking workers. */
+void ctx_after_commit(struct ctx *c, void (*fn)(struct ctx *c, void *arg), void *arg);
+
+/* Inside ctx_tx: commits what was done so far (running its after-commit hooks) and opens a
+ * new transaction, for a change that must stick although the request then fails. 0 or -1
+ * (error set). */
+int ctx_commit_midway(struct ctx *c);
+
 /* Maps the last error on conn to the API: unavailable or busy → 503 (Retry-After), unique
  * violation → 409 with `conflict` as message, anything else → 500 (logged, never shown).
  * Returns -1 for `return ctx_fail_db(...)`. */

@@ -17,6 +17,7 @@
 struct app;
 struct route;
 struct db_conn;
+struct ctx_hook;
 
 enum http_method {
     HTTP_GET = 0,
@@ -92,6 +93,7 @@ struct ctx {
     struct db_conn *db_conn; /* acquired by ctx_db() on first use */
     void *local;             /* a handler's own state between its steps (arena-owned) */
     struct auth_user *user;
+    struct ctx_hook *after_commit; /* ctx_after_commit, newest first */
 
     /* Pending domain error, turned into the envelope by the error middleware. */
     enum zy_err err;

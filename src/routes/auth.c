@@ -135,8 +135,8 @@ static void audit(struct ctx *c, struct db_conn *db, const char *tenant, const c
  * about to fail, then goes on in a fresh transaction for ctx_tx to roll back. */
 static int keep_then_fail(struct ctx *c, struct db_conn *db)
 {
-    if (db_commit(db) < 0 || db_begin(db) < 0)
-        return ctx_fail_db(c, db, NULL);
+    (void)db;
+    ctx_commit_midway(c);
     return -1;
 }
 
@@ -323,6 +323,7 @@ static int refresh_tx(struct ctx *c, struct db_conn *db)
         auth_iso(now_s - cfg->refresh_reuse_interval_s, grace_start);
         if (rt.used_at[0] && strcmp(rt.used_at, grace_start) < 0) {
             sessions_revoke(db, rt.tenant_id, rt.session_id, now, "token_reuse");
+            auth_announce_revoked(c, rt.user_id, rt.session_id, NULL);
             audit(c, db, rt.tenant_id, rt.user_id, "auth.token_reuse_detected",
                   json_pack("{s:s}", "sessionId", rt.session_id));
             /* the revocation must stick even though the request fails */
@@ -359,6 +360,11 @@ static int logout_tx(struct ctx *c, struct db_conn *db)
                                   "logout");
     if (rc < 0)
         return ctx_fail_db(c, db, NULL);
+    if (strcmp(scope, "local") == 0)
+        auth_announce_revoked(c, u->id, u->session_id, NULL);
+    else
+        auth_announce_revoked(c, u->id, NULL,
+                              strcmp(scope, "others") == 0 ? u->session_id : NULL);
     audit(c, db, u->tenant_id, u->id, "auth.logout", json_pack("{s:s}", "scope", scope));
     ctx_body(c, 204, NULL, "", 0);
     return 0;
@@ -400,6 +406,7 @@ static int revoke_session(struct ctx *c)
         return ctx_fail_db(c, db, NULL);
     if (rc == 0)
         return ctx_fail(c, ZY_E_NOT_FOUND, "Session with ID %s not found", id);
+    auth_announce_revoked(c, c->user->id, sid, NULL);
     audit(c, db, c->user->tenant_id, c->user->id, "auth.session_revoked",
           json_pack("{s:s}", "sessionId", sid));
     ctx_body(c, 204, NULL, "", 0);

@@ -85,6 +85,7 @@ static int set_password(struct ctx *c, struct db_conn *db, const char *tenant, c
         return ctx_fail(c, ZY_E_CONFLICT, "The password was changed meanwhile; try again");
     if (n != 1 || sessions_revoke_user(db, tenant, user, keep_session, now, reason) < 0)
         return ctx_fail_db(c, db, NULL);
+    auth_announce_revoked(c, user, NULL, keep_session);
     return 0;
 }
 

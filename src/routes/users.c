@@ -207,6 +207,14 @@ static int invite_tx(struct ctx *c, struct db_conn *db)
     return send_user_db(c, db, id, 201);
 }
 
+/* Every socket of the user closes once the change commits. */
+static void announce_user_revoked(struct ctx *c, const char *id)
+{
+    char uid[37];
+    uuid_normalize(id, uid);
+    auth_announce_revoked(c, uid, NULL, NULL);
+}
+
 static int update_tx(struct ctx *c, struct db_conn *db)
 {
     const char *id = json_string_value(json_object_get(c->path_params, "id"));
@@ -221,9 +229,11 @@ static int update_tx(struct ctx *c, struct db_conn *db)
         return ctx_fail_db(c, db, NULL);
     if (rc == 0)
         return ctx_fail(c, ZY_E_NOT_FOUND, "User with ID %s not found", id);
-    if (status && strcmp(status, "suspended") == 0 &&
-        sessions_revoke_user(db, c->tenant_id, id, NULL, now, "user_suspended") < 0)
-        return ctx_fail_db(c, db, NULL);
+    if (status && strcmp(status, "suspended") == 0) {
+        if (sessions_revoke_user(db, c->tenant_id, id, NULL, now, "user_suspended") < 0)
+            return ctx_fail_db(c, db, NULL);
+        announce_user_revoked(c, id);
+    }
     audit_user(c, db, "user.update", id);
     return send_user_db(c, db, id, 200);
 }
@@ -252,6 +262,7 @@ static int delete_tx(struct ctx *c, struct db_conn *db)
         return ctx_fail(c, ZY_E_NOT_FOUND, "User with ID %s not found", id);
     if (sessions_revoke_user(db, c->tenant_id, id, NULL, now, "user_deleted") < 0)
         return ctx_fail_db(c, db, NULL);
+    announce_user_revoked(c, id);
     /* the rest (identities, MFA, roles, anonymising the row) is the user-deletion job's */
     char job_id[JOB_ID_MAX];
     if (user_deletion_enqueue(db, c->tenant_id, id, c->user->id, job_id) < 0)

@@ -10,6 +10,7 @@
 #include "lib/jwt.h"
 #include "lib/log.h"
 #include "services/mailer.h"
+#include "services/realtime.h"
 #include "repos/roles.h"
 #include "repos/sessions.h"
 #include "repos/users.h"
@@ -139,4 +140,34 @@ void auth_send_alert(struct ctx *c, const char *to, const char *subject, const c
                               what, when, c->req.client_ip ? c->req.client_ip : "unknown");
     struct mail m = {.to = to, .subject = subject, .text = text, .kind = "security_alert"};
     queue_mail(c, &m);
+}
+
+struct revoked {
+    char user[40];
+    char *json;
+    size_t len;
+};
+
+static void publish_revoked(struct ctx *c, void *arg)
+{
+    struct revoked *r = arg;
+    realtime_publish_user(app_realtime(c->app), r->user, r->json, r->len);
+}
+
+void auth_announce_revoked(struct ctx *c, const char *user_id, const char *session_id,
+                           const char *keep_session)
+{
+    if (!user_id)
+        return;
+    struct revoked *r = arena_alloc(c->arena, sizeof(*r));
+    snprintf(r->user, sizeof(r->user), "%s", user_id);
+    json_t *m = session_id ? json_pack("{s:s, s:s}", "type", "session.revoked", "sessionId",
+                                       session_id)
+                           : json_pack("{s:s, s:s?}", "type", "session.revoked", "except",
+                                       keep_session);
+    char *s = jx_dump(m, &r->len);
+    json_decref(m);
+    r->json = arena_strdup(c->arena, s);
+    free(s);
+    ctx_after_commit(c, publish_revoked, r);
 }

@@ -46,4 +46,14 @@ int auth_send_link(struct ctx *c, const char *to, const char *kind, const char *
  * Failures are logged only. */
 void auth_send_alert(struct ctx *c, const char *to, const char *subject, const char *what);
 
+/*
+ * Tells the WebSocket hubs of every process that sessions ended, once the transaction that
+ * revoked them commits: the user's sockets on session_id close at once (4002), or, with
+ * session_id NULL, every socket of the user except those on keep_session (NULL: all). The
+ * user's sockets receive {"type":"session.revoked","sessionId"|"except"} first. Without this
+ * the hubs notice at their next periodic session check.
+ */
+void auth_announce_revoked(struct ctx *c, const char *user_id, const char *session_id,
+                           const char *keep_session);
+
 #endif

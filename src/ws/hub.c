@@ -166,6 +166,10 @@ struct cmd {
         struct {
             struct ws_frame *f;
             char *target;
+            /* a user message announcing revoked sessions (auth_announce_revoked): close
+             * the user's sockets on `revoke`, or with revoke_all all but those on `keep` */
+            bool revoke_all;
+            char revoke[ID_LEN], keep[ID_LEN];
         } pub;
         struct {
             struct client *cl;
@@ -694,9 +698,42 @@ static void publish(struct ws_hub *h, struct cmd *c)
             send_frame(h, m->cl, c->u.pub.f);
     } else {
         struct group *g = gmap_get(&h->users, c->u.pub.target, false);
-        for (struct client *cl = g ? g->head : NULL; cl; cl = cl->unext)
+        bool revocation = c->u.pub.revoke_all || c->u.pub.revoke[0];
+        for (struct client *cl = g ? g->head : NULL; cl; cl = cl->unext) {
+            if (!revocation) {
+                send_frame(h, cl, c->u.pub.f);
+                continue;
+            }
+            /* the notice goes to the sockets it ends, and only to those */
+            if (c->u.pub.revoke_all ? strcmp(cl->session_id, c->u.pub.keep) == 0
+                                    : strcmp(cl->session_id, c->u.pub.revoke) != 0)
+                continue;
             send_frame(h, cl, c->u.pub.f);
+            /* mark_dead leaves the client listed until the end of the turn */
+            close_client(h, cl, 4002, "Session has been revoked");
+        }
     }
+}
+
+/* Reads a revocation announcement into the command; other user messages are left as they
+ * are (only auth_announce_revoked writes this type, so the prefix test is exact). The notice
+ * reaches only the sockets it closes. */
+static void read_revocation(struct cmd *c, const char *json, size_t len)
+{
+    static const char prefix[] = "{\"type\":\"session.revoked\"";
+    if (len < sizeof(prefix) - 1 || memcmp(json, prefix, sizeof(prefix) - 1) != 0)
+        return;
+    json_t *m = json_loadb(json, len, 0, NULL);
+    const char *sid = json_string_value(json_object_get(m, "sessionId"));
+    json_t *except = json_object_get(m, "except");
+    if (sid) {
+        snprintf(c->u.pub.revoke, sizeof(c->u.pub.revoke), "%s", sid);
+    } else if (except) {
+        c->u.pub.revoke_all = true;
+        snprintf(c->u.pub.keep, sizeof(c->u.pub.keep), "%s",
+                 json_is_string(except) ? json_string_value(except) : "");
+    }
+    json_decref(m);
 }
 
 /* ---- session re-checks ---------------------------------------------------------------- */
@@ -1000,6 +1037,8 @@ void ws_hub_deliver(void *hub, bool user, const char *target, const char *json, 
     c->bytes = bytes;
     c->u.pub.f = f;
     c->u.pub.target = xstrndup(target, tl);
+    if (user)
+        read_revocation(c, json, len);
     post(h, c);
 }
 

@@ -770,10 +770,72 @@ Test(ws, session_revocation_closes_the_socket)
     connect_as(&cb, &b);
     usleep(500 * 1000);
     expect_pong(&ca); /* live sessions survive the checks */
-    cr_assert_eq(api_req(s.env.app, "POST", "/api/v1/auth/logout", a.access, "{}", NULL), 204);
+    /* ended behind the API's back (no announcement): the periodic check finds it */
+    struct db_conn *db = dbt_acquire(s.env.db);
+    db_set_rls_bypass(db, true);
+    cr_assert_eq(db_exec(db, "UPDATE sessions SET revoked_at = not_after WHERE user_id = $1",
+                         DB_ARGS(DB_TEXT(a.id))),
+                 1, "%s", db_errmsg(db));
+    db_release(db);
     expect_close(&ca, 4002, "Session has been revoked or has expired");
     expect_pong(&cb);
     wsc_close(&ca);
+    wsc_close(&cb);
+}
+
+/* Signs w's user in again: a second session, same user. */
+static void login_again(const char *email, const struct who *w, struct who *again)
+{
+    char body[256];
+    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"correct horse battery\"}",
+             email);
+    json_t *r;
+    cr_assert_eq(api_req(s.env.app, "POST", "/api/v1/auth/login", NULL, body, &r), 200);
+    *again = *w;
+    snprintf(again->access, sizeof(again->access), "%s",
+             json_string_value(json_object_get(r, "accessToken")));
+    json_decref(r);
+}
+
+/* Sign-outs announce themselves: the sockets close at once, not at the next periodic check
+ * (30 s by default), and only those of the sessions that ended. */
+Test(ws, sign_outs_close_the_sockets_of_those_sessions_at_once)
+{
+    start(NULL);
+    struct who a, a2, a3, b;
+    signup("a@ws.example", &a);
+    login_again("a@ws.example", &a, &a2);
+    login_again("a@ws.example", &a, &a3);
+    signup("b@ws.example", &b);
+    struct wsc c1, c2, c3, cb;
+    connect_as(&c1, &a);
+    connect_as(&c2, &a2);
+    connect_as(&c3, &a3);
+    connect_as(&cb, &b);
+    /* one session signs out: its socket is told, then closed; the others stay */
+    uint64_t t0 = zy_now_ns();
+    cr_assert_eq(api_req(s.env.app, "POST", "/api/v1/auth/logout", a2.access,
+                         "{\"scope\":\"local\"}", NULL),
+                 204);
+    json_t *m;
+    cr_assert(wsc_expect_type(&c2, "session.revoked", &m, 3000));
+    cr_assert_not_null(json_string_value(json_object_get(m, "sessionId")));
+    json_decref(m);
+    expect_close(&c2, 4002, "Session has been revoked");
+    cr_assert_lt((double)(zy_now_ns() - t0) / 1e9, 3.0);
+    expect_pong(&c1);
+    expect_pong(&c3);
+    /* "others" from the first session: the third closes, the first stays */
+    cr_assert_eq(api_req(s.env.app, "POST", "/api/v1/auth/logout", a.access,
+                         "{\"scope\":\"others\"}", NULL),
+                 204);
+    expect_close(&c3, 4002, "Session has been revoked");
+    expect_pong(&c1);
+    /* another user's sockets never hear of it (the next message is the pong) */
+    expect_pong(&cb);
+    wsc_close(&c1);
+    wsc_close(&c2);
+    wsc_close(&c3);
     wsc_close(&cb);
 }
 
