@@ -8,30 +8,22 @@
 #include "repos/audit.h"
 #include "services/audit.h"
 #include "routes/admin.h"
+#include "routes/schemas.h"
 
 /* ---- schemas ------------------------------------------------------------------------------ */
-
-static const struct schema uuid_s = {.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID};
-static const struct schema str_s = {.type = SCHEMA_STRING};
-static const struct schema nullable_str_s = {.type = SCHEMA_STRING, .nullable = true};
-static const struct schema bool_s = {.type = SCHEMA_BOOLEAN};
-static const struct schema datetime_s = {.type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME};
 
 static const struct schema admin_tenant_s = {
     .type = SCHEMA_OBJECT,
     .ref = "AdminTenant",
     .props = (const struct schema_prop[]){
-        {"id", &uuid_s, true},
-        {"slug", &str_s, true},
-        {"name", &str_s, true},
-        {"plan", &str_s, true},
-        {"settings", &(const struct schema){.type = SCHEMA_OBJECT, .allow_unknown = true}, true},
-        {"status",
-         &(const struct schema){.type = SCHEMA_STRING,
-                                .enum_values = (const char *const[]){"active", "suspended", NULL}},
-         true},
-        {"createdAt", &datetime_s, true},
-        {"updatedAt", &datetime_s, true},
+        {"id", &schemas_uuid, true},
+        {"slug", &schemas_str, true},
+        {"name", &schemas_str, true},
+        {"plan", &schemas_str, true},
+        {"settings", &schemas_any_object, true},
+        {"status", &schemas_active_suspended, true},
+        {"createdAt", &schemas_datetime, true},
+        {"updatedAt", &schemas_datetime, true},
         {"userCount",
          &(const struct schema){.type = SCHEMA_INTEGER,
                                 .description = "Users of the tenant (not deleted)"},
@@ -41,29 +33,25 @@ static const struct schema admin_tenant_s = {
 static const struct schema admin_user_s = {
     .type = SCHEMA_OBJECT,
     .ref = "AdminUser",
-    .props = (const struct schema_prop[]){
-        {"id", &uuid_s, true},
-        {"tenantId", &uuid_s, true},
-        {"email", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_EMAIL}, true},
-        {"firstName", &nullable_str_s, true},
-        {"lastName", &nullable_str_s, true},
-        {"displayName", &nullable_str_s, true},
-        {"avatar", &nullable_str_s, true},
-        {"phone", &nullable_str_s, true},
-        {"status", &str_s, true},
-        {"emailVerified", &bool_s, true},
-        {"phoneVerified", &bool_s, true},
-        {"mfaEnabled", &bool_s, true},
-        {"lastLoginAt",
-         &(const struct schema){
-             .type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME, .nullable = true},
-         true},
-        {"createdAt", &datetime_s, true},
-        {"updatedAt", &datetime_s, true},
-        {"isGlobalAdmin", &bool_s, true},
-        {"tenantSlug", &str_s, true},
-        {"tenantName", &str_s, true},
-        {NULL}}};
+    .props = (const struct schema_prop[]){{"id", &schemas_uuid, true},
+                                          {"tenantId", &schemas_uuid, true},
+                                          {"email", &schemas_email, true},
+                                          {"firstName", &schemas_nullable_str, true},
+                                          {"lastName", &schemas_nullable_str, true},
+                                          {"displayName", &schemas_nullable_str, true},
+                                          {"avatar", &schemas_nullable_str, true},
+                                          {"phone", &schemas_nullable_str, true},
+                                          {"status", &schemas_str, true},
+                                          {"emailVerified", &schemas_bool, true},
+                                          {"phoneVerified", &schemas_bool, true},
+                                          {"mfaEnabled", &schemas_bool, true},
+                                          {"lastLoginAt", &schemas_nullable_datetime, true},
+                                          {"createdAt", &schemas_datetime, true},
+                                          {"updatedAt", &schemas_datetime, true},
+                                          {"isGlobalAdmin", &schemas_bool, true},
+                                          {"tenantSlug", &schemas_str, true},
+                                          {"tenantName", &schemas_str, true},
+                                          {NULL}}};
 
 static const struct schema tenant_list_s = {
     .type = SCHEMA_OBJECT,
@@ -86,15 +74,11 @@ static const struct schema search_s = {
 
 static const struct schema tenants_query_s = {
     .type = SCHEMA_OBJECT,
-    .props = (const struct schema_prop[]){
-        {"search", &search_s, false},
-        {"status",
-         &(const struct schema){.type = SCHEMA_STRING,
-                                .enum_values = (const char *const[]){"active", "suspended", NULL}},
-         false},
-        {"page", &pagination_page_schema, false},
-        {"limit", &pagination_limit_schema, false},
-        {NULL}}};
+    .props = (const struct schema_prop[]){{"search", &search_s, false},
+                                          {"status", &schemas_active_suspended, false},
+                                          {"page", &pagination_page_schema, false},
+                                          {"limit", &pagination_limit_schema, false},
+                                          {NULL}}};
 
 static const struct schema users_query_s = {
     .type = SCHEMA_OBJECT,
@@ -113,9 +97,6 @@ static const struct schema users_query_s = {
         {"page", &pagination_page_schema, false},
         {"limit", &pagination_limit_schema, false},
         {NULL}}};
-
-static const struct schema id_params_s = {
-    .type = SCHEMA_OBJECT, .props = (const struct schema_prop[]){{"id", &uuid_s, true}, {NULL}}};
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -288,7 +269,7 @@ static const struct route routes[] = {
      .summary = "Get a tenant",
      .description = "Global admins only.",
      .operation_id = "adminGetTenant",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .auth = ROUTE_AUTH,
      .permission = ADMIN_PERMISSION,
      .responses = (const struct route_response[]){{200, "The tenant", &admin_tenant_s}, {0}}},
@@ -301,7 +282,7 @@ static const struct route routes[] = {
                     "request and cannot sign in until it is reactivated. Audited as "
                     "admin.tenant_suspend. Global admins only.",
      .operation_id = "adminSuspendTenant",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .auth = ROUTE_AUTH,
      .permission = ADMIN_PERMISSION,
      .responses = (const struct route_response[]){{200, "The suspended tenant", &admin_tenant_s},
@@ -314,7 +295,7 @@ static const struct route routes[] = {
      .summary = "Reactivate a tenant",
      .description = "Lifts a suspension. Audited as admin.tenant_reactivate. Global admins only.",
      .operation_id = "adminReactivateTenant",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .auth = ROUTE_AUTH,
      .permission = ADMIN_PERMISSION,
      .responses = (const struct route_response[]){{200, "The active tenant", &admin_tenant_s},

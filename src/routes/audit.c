@@ -5,16 +5,14 @@
 #include "http/pagination.h"
 #include "repos/audit.h"
 #include "routes/audit.h"
-
-static const struct schema nullable_str_s = {.type = SCHEMA_STRING, .nullable = true};
+#include "routes/schemas.h"
 
 static const struct schema audit_log_s = {
     .type = SCHEMA_OBJECT,
     .ref = "AuditLog",
     .props = (const struct schema_prop[]){
-        {"id", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID}, true},
-        {"tenantId", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID},
-         true},
+        {"id", &schemas_uuid, true},
+        {"tenantId", &schemas_uuid, true},
         {"actorId",
          &(const struct schema){.type = SCHEMA_STRING,
                                 .format = SCHEMA_FMT_UUID,
@@ -24,19 +22,18 @@ static const struct schema audit_log_s = {
          true},
         {"action", &(const struct schema){.type = SCHEMA_STRING, .example = "\"auth.login\""},
          true},
-        {"resourceType", &nullable_str_s, true},
-        {"resourceId", &nullable_str_s, true},
-        {"ip", &nullable_str_s, true},
-        {"userAgent", &nullable_str_s, true},
-        {"requestId", &nullable_str_s, true},
+        {"resourceType", &schemas_nullable_str, true},
+        {"resourceId", &schemas_nullable_str, true},
+        {"ip", &schemas_nullable_str, true},
+        {"userAgent", &schemas_nullable_str, true},
+        {"requestId", &schemas_nullable_str, true},
         {"metadata",
          &(const struct schema){.type = SCHEMA_OBJECT,
                                 .allow_unknown = true,
                                 .description = "Details of the action; never "
                                                "tokens, passwords or secrets"},
          true},
-        {"createdAt", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME},
-         true},
+        {"createdAt", &schemas_datetime, true},
         {NULL}}};
 
 static const struct schema audit_list_s = {
@@ -91,12 +88,6 @@ static const struct schema list_query_s = {
          false},
         {"page", &pagination_page_schema, false},
         {"limit", &pagination_limit_schema, false},
-        {NULL}}};
-
-static const struct schema id_params_s = {
-    .type = SCHEMA_OBJECT,
-    .props = (const struct schema_prop[]){
-        {"id", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID}, true},
         {NULL}}};
 
 static const char *q_str(const struct ctx *c, const char *k)
@@ -163,7 +154,7 @@ static const struct route routes[] = {
      .tag = "Audit",
      .summary = "Get an audit log entry",
      .operation_id = "getAuditLog",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .auth = ROUTE_AUTH,
      .permission = "canViewAuditLogs",
      .responses = (const struct route_response[]){{200, "The entry", &audit_log_s}, {0}}},

@@ -16,6 +16,7 @@
 #include "repos/tenants.h"
 #include "repos/users.h"
 #include "routes/auth.h"
+#include "routes/schemas.h"
 #include "services/auth.h"
 
 #define LOGIN_CANDIDATES 5
@@ -94,20 +95,13 @@ static const struct schema token_response_s = {
     .type = SCHEMA_OBJECT,
     .ref = "TokenResponse",
     .allow_unknown = true,
-    .props = (const struct schema_prop[]){
-        {"accessToken", &(const struct schema){.type = SCHEMA_STRING}, true},
-        {"refreshToken", &(const struct schema){.type = SCHEMA_STRING}, true},
-        {"tokenType", &(const struct schema){.type = SCHEMA_STRING}, true},
-        {"expiresIn", &(const struct schema){.type = SCHEMA_INTEGER}, true},
-        {"expiresAt", &(const struct schema){.type = SCHEMA_INTEGER}, true},
-        {"user", &(const struct schema){.type = SCHEMA_OBJECT, .allow_unknown = true}, true},
-        {NULL}}};
-
-static const struct schema id_params_s = {
-    .type = SCHEMA_OBJECT,
-    .props = (const struct schema_prop[]){
-        {"id", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID}, true},
-        {NULL}}};
+    .props = (const struct schema_prop[]){{"accessToken", &schemas_str, true},
+                                          {"refreshToken", &schemas_str, true},
+                                          {"tokenType", &schemas_str, true},
+                                          {"expiresIn", &schemas_int, true},
+                                          {"expiresAt", &schemas_int, true},
+                                          {"user", &schemas_any_object, true},
+                                          {NULL}}};
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -471,7 +465,7 @@ static const struct route routes[] = {
      .tag = "Auth",
      .summary = "Revoke one of my sessions",
      .operation_id = "revokeSession",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .auth = ROUTE_AUTH,
      .responses = (const struct route_response[]){{204, "Revoked", NULL}, {0}}},
 };

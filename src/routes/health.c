@@ -5,17 +5,16 @@
 #include "http/app.h"
 #include "lib/jsonx.h"
 #include "routes/health.h"
+#include "routes/schemas.h"
 
-static const struct schema str = {.type = SCHEMA_STRING};
 static const struct schema num = {.type = SCHEMA_NUMBER};
 
 static const struct schema_prop health_props[] = {
     {"status", &(const struct schema){.type = SCHEMA_STRING, .example = "\"ok\""}, true},
-    {"version", &str, true},
+    {"version", &schemas_str, true},
     {"uptime", &(const struct schema){.type = SCHEMA_NUMBER, .description = "Seconds since start"},
      true},
-    {"timestamp", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME},
-     true},
+    {"timestamp", &schemas_datetime, true},
     {0},
 };
 static const struct schema health_schema = {
@@ -27,7 +26,7 @@ static const struct schema_prop check_props[] = {
                             .enum_values = (const char *const[]){"up", "down", NULL}},
      true},
     {"latencyMs", &num, false},
-    {"error", &str, false},
+    {"error", &schemas_str, false},
     {0},
 };
 static const struct schema check_schema = {.type = SCHEMA_OBJECT, .props = check_props};
@@ -38,8 +37,7 @@ static const struct schema_prop ready_props[] = {
                             .enum_values = (const char *const[]){"ready", "unavailable", NULL}},
      true},
     {"checks", &(const struct schema){.type = SCHEMA_OBJECT, .props = checks_props}, true},
-    {"timestamp", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME},
-     true},
+    {"timestamp", &schemas_datetime, true},
     {0},
 };
 static const struct schema ready_schema = {

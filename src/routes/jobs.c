@@ -7,16 +7,10 @@
 #include "repos/repo.h"
 #include "routes/admin.h"
 #include "routes/jobs.h"
+#include "routes/schemas.h"
 #include "services/audit.h"
 
 /* ---- schemas ------------------------------------------------------------------------------ */
-
-static const struct schema str_s = {.type = SCHEMA_STRING};
-static const struct schema nullable_str_s = {.type = SCHEMA_STRING, .nullable = true};
-static const struct schema int_s = {.type = SCHEMA_INTEGER};
-static const struct schema datetime_s = {.type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME};
-static const struct schema nullable_datetime_s = {
-    .type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME, .nullable = true};
 
 static const char *const states[] = {"waiting", "delayed",   "active", "completed",
                                      "failed",  "cancelled", NULL};
@@ -34,18 +28,16 @@ static const struct schema job_s = {
          true},
         {"queue", &(const struct schema){.type = SCHEMA_STRING, .example = "\"tenant-deletion\""},
          true},
-        {"name", &str_s, true},
-        {"tenantId",
-         &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID, .nullable = true},
-         true},
+        {"name", &schemas_str, true},
+        {"tenantId", &schemas_nullable_uuid, true},
         {"state", &(const struct schema){.type = SCHEMA_STRING, .enum_values = states}, true},
         {"progress",
          &(const struct schema){
              .type = SCHEMA_INTEGER, .has_min = true, .min = 0, .has_max = true, .max = 100},
          true},
-        {"progressMessage", &nullable_str_s, true},
-        {"attemptsMade", &int_s, true},
-        {"maxAttempts", &int_s, true},
+        {"progressMessage", &schemas_nullable_str, true},
+        {"attemptsMade", &schemas_int, true},
+        {"maxAttempts", &schemas_int, true},
         {"priority",
          &(const struct schema){.type = SCHEMA_INTEGER,
                                 .description = "0: none; otherwise 1 runs first"},
@@ -59,7 +51,7 @@ static const struct schema job_s = {
          &(const struct schema){
              .type = SCHEMA_STRING, .nullable = true, .description = "Why the last run failed"},
          true},
-        {"cancelRequested", &(const struct schema){.type = SCHEMA_BOOLEAN}, true},
+        {"cancelRequested", &schemas_bool, true},
         {"stalledCount",
          &(const struct schema){.type = SCHEMA_INTEGER,
                                 .description = "Runs whose worker was lost (lease expired)"},
@@ -69,10 +61,10 @@ static const struct schema job_s = {
                                 .format = SCHEMA_FMT_DATETIME,
                                 .description = "When it may run (delays and retry backoff)"},
          true},
-        {"createdAt", &datetime_s, true},
-        {"startedAt", &nullable_datetime_s, true},
-        {"finishedAt", &nullable_datetime_s, true},
-        {"updatedAt", &datetime_s, true},
+        {"createdAt", &schemas_datetime, true},
+        {"startedAt", &schemas_nullable_datetime, true},
+        {"finishedAt", &schemas_nullable_datetime, true},
+        {"updatedAt", &schemas_datetime, true},
         {NULL}}};
 
 static const struct schema job_list_s = {
@@ -83,21 +75,21 @@ static const struct schema job_list_s = {
         {"pagination", &pagination_schema, true},
         {NULL}}};
 
-static const struct schema counts_s = {.type = SCHEMA_OBJECT,
-                                       .props =
-                                           (const struct schema_prop[]){{"waiting", &int_s, true},
-                                                                        {"delayed", &int_s, true},
-                                                                        {"active", &int_s, true},
-                                                                        {"completed", &int_s, true},
-                                                                        {"failed", &int_s, true},
-                                                                        {"cancelled", &int_s, true},
-                                                                        {NULL}}};
+static const struct schema counts_s = {
+    .type = SCHEMA_OBJECT,
+    .props = (const struct schema_prop[]){{"waiting", &schemas_int, true},
+                                          {"delayed", &schemas_int, true},
+                                          {"active", &schemas_int, true},
+                                          {"completed", &schemas_int, true},
+                                          {"failed", &schemas_int, true},
+                                          {"cancelled", &schemas_int, true},
+                                          {NULL}}};
 
 static const struct schema queue_s = {
     .type = SCHEMA_OBJECT,
     .ref = "JobQueue",
-    .props =
-        (const struct schema_prop[]){{"name", &str_s, true}, {"counts", &counts_s, true}, {NULL}}};
+    .props = (const struct schema_prop[]){
+        {"name", &schemas_str, true}, {"counts", &counts_s, true}, {NULL}}};
 
 static const struct schema queue_list_s = {
     .type = SCHEMA_OBJECT,

@@ -12,6 +12,7 @@
 #include "repos/mfa.h"
 #include "repos/repo.h"
 #include "routes/mfa.h"
+#include "routes/schemas.h"
 #include "services/auth.h"
 
 #define MFA_RECOVERY_CODES 10
@@ -25,16 +26,15 @@ static const struct schema code_s = {.type = SCHEMA_STRING,
                                      .has_max = true,
                                      .max = 6,
                                      .example = "\"123456\""};
-static const struct schema uuid_s = {.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID};
 
 static const struct schema verify_s = {
     .type = SCHEMA_OBJECT,
-    .props =
-        (const struct schema_prop[]){{"factorId", &uuid_s, true}, {"code", &code_s, true}, {NULL}}};
+    .props = (const struct schema_prop[]){
+        {"factorId", &schemas_uuid, true}, {"code", &code_s, true}, {NULL}}};
 static const struct schema challenge_s = {
     .type = SCHEMA_OBJECT,
     .props = (const struct schema_prop[]){
-        {"challengeId", &uuid_s, true},
+        {"challengeId", &schemas_uuid, true},
         {"code", &code_s, false},
         {"recoveryCode", &(const struct schema){.type = SCHEMA_STRING, .has_max = true, .max = 32},
          false},

@@ -11,12 +11,10 @@
 #include "repos/roles.h"
 #include "repos/users.h"
 #include "routes/roles.h"
+#include "routes/schemas.h"
 #include "services/permissions.h"
 
 /* ---- schemas ------------------------------------------------------------------------------ */
-
-static const struct schema uuid_s = {.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID};
-static const struct schema datetime_s = {.type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME};
 
 static const struct schema permission_name_s = {
     .type = SCHEMA_STRING, .has_min = true, .min = 1, .has_max = true, .max = 100};
@@ -34,13 +32,10 @@ static const struct schema role_s = {
     .type = SCHEMA_OBJECT,
     .ref = "Role",
     .props = (const struct schema_prop[]){
-        {"id", &uuid_s, true},
-        {"name", &(const struct schema){.type = SCHEMA_STRING}, true},
-        {"description", &(const struct schema){.type = SCHEMA_STRING, .nullable = true}, true},
-        {"permissions",
-         &(const struct schema){.type = SCHEMA_ARRAY,
-                                .items = &(const struct schema){.type = SCHEMA_STRING}},
-         true},
+        {"id", &schemas_uuid, true},
+        {"name", &schemas_str, true},
+        {"description", &schemas_nullable_str, true},
+        {"permissions", &(const struct schema){.type = SCHEMA_ARRAY, .items = &schemas_str}, true},
         {"isSystem",
          &(const struct schema){.type = SCHEMA_BOOLEAN,
                                 .description = "Seeded with the tenant; read-only"},
@@ -48,8 +43,8 @@ static const struct schema role_s = {
         {"userCount",
          &(const struct schema){.type = SCHEMA_INTEGER, .description = "Users holding the role"},
          false},
-        {"createdAt", &datetime_s, true},
-        {"updatedAt", &datetime_s, true},
+        {"createdAt", &schemas_datetime, true},
+        {"updatedAt", &schemas_datetime, true},
         {NULL}}};
 
 /* The same component as users.c's. */
@@ -105,21 +100,12 @@ static const struct schema update_role_s = {
 static const struct schema assign_role_s = {
     .type = SCHEMA_OBJECT,
     .ref = "AssignRoleRequest",
-    .props = (const struct schema_prop[]){{"roleId", &uuid_s, true}, {NULL}}};
-
-static const struct schema list_query_s = {
-    .type = SCHEMA_OBJECT,
-    .props = (const struct schema_prop[]){{"page", &pagination_page_schema, false},
-                                          {"limit", &pagination_limit_schema, false},
-                                          {NULL}}};
-
-static const struct schema id_params_s = {
-    .type = SCHEMA_OBJECT, .props = (const struct schema_prop[]){{"id", &uuid_s, true}, {NULL}}};
+    .props = (const struct schema_prop[]){{"roleId", &schemas_uuid, true}, {NULL}}};
 
 static const struct schema user_role_params_s = {
     .type = SCHEMA_OBJECT,
-    .props =
-        (const struct schema_prop[]){{"id", &uuid_s, true}, {"roleId", &uuid_s, true}, {NULL}}};
+    .props = (const struct schema_prop[]){
+        {"id", &schemas_uuid, true}, {"roleId", &schemas_uuid, true}, {NULL}}};
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -489,7 +475,7 @@ static const struct route routes[] = {
      .description = "The tenant's roles, system roles first (owner, admin, member, viewer), then "
                     "custom roles by name.",
      .operation_id = "listRoles",
-     .query = &list_query_s,
+     .query = &schemas_page_query,
      .auth = ROUTE_AUTH,
      .permission = "canViewRoles",
      .responses = (const struct route_response[]){{200, "List of roles", &role_list_s}, {0}}},
@@ -499,7 +485,7 @@ static const struct route routes[] = {
      .tag = "Roles",
      .summary = "Get a role",
      .operation_id = "getRole",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .auth = ROUTE_AUTH,
      .permission = "canViewRoles",
      .responses = (const struct route_response[]){{200, "The role", &role_s}, {0}}},
@@ -525,7 +511,7 @@ static const struct route routes[] = {
      .description = "System roles cannot be changed (403, details.reason system_role). "
                     "permissions replaces the whole set; description null clears it.",
      .operation_id = "updateRole",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .body = &update_role_s,
      .auth = ROUTE_AUTH,
      .permission = "canManageRoles",
@@ -540,7 +526,7 @@ static const struct route routes[] = {
      .description = "Removes the role from every user who held it. System roles cannot be "
                     "deleted (403, details.reason system_role).",
      .operation_id = "deleteRole",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .auth = ROUTE_AUTH,
      .permission = "canManageRoles",
      .responses = (const struct route_response[]){{204, "Deleted", NULL}, {0}}},
@@ -550,7 +536,7 @@ static const struct route routes[] = {
      .tag = "Roles",
      .summary = "A user's roles",
      .operation_id = "listUserRoles",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .auth = ROUTE_AUTH,
      .permission = "canViewRoles",
      .responses = (const struct route_response[]){{200, "The user's roles", &user_roles_s}, {0}}},
@@ -560,7 +546,7 @@ static const struct route routes[] = {
      .tag = "Roles",
      .summary = "Give a user a role",
      .operation_id = "assignUserRole",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .body = &assign_role_s,
      .auth = ROUTE_AUTH,
      .permission = "canManageRoles",

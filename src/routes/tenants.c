@@ -7,6 +7,7 @@
 #include "repos/audit.h"
 #include "services/audit.h"
 #include "repos/tenants.h"
+#include "routes/schemas.h"
 #include "routes/tenants.h"
 
 /* ---- schemas ------------------------------------------------------------------------------ */
@@ -22,22 +23,17 @@ static const struct schema tenant_s = {
     .type = SCHEMA_OBJECT,
     .ref = "Tenant",
     .props = (const struct schema_prop[]){
-        {"id", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID}, true},
-        {"slug", &(const struct schema){.type = SCHEMA_STRING}, true},
-        {"name", &(const struct schema){.type = SCHEMA_STRING}, true},
+        {"id", &schemas_uuid, true},
+        {"slug", &schemas_str, true},
+        {"name", &schemas_str, true},
         {"plan",
          &(const struct schema){.type = SCHEMA_STRING,
                                 .description = "Read-only here; billing changes it"},
          true},
         {"settings", &settings_s, true},
-        {"status",
-         &(const struct schema){.type = SCHEMA_STRING,
-                                .enum_values = (const char *const[]){"active", "suspended", NULL}},
-         true},
-        {"createdAt", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME},
-         true},
-        {"updatedAt", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME},
-         true},
+        {"status", &schemas_active_suspended, true},
+        {"createdAt", &schemas_datetime, true},
+        {"updatedAt", &schemas_datetime, true},
         {NULL}}};
 
 static const struct schema update_tenant_s = {
@@ -100,9 +96,8 @@ static const struct schema deletion_accepted_s = {
                                 .description = "The tenant-deletion job (GET /jobs/{id} until "
                                                "the tenant's tokens stop working)"},
          true},
-        {"tenantId", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID},
-         true},
-        {"message", &(const struct schema){.type = SCHEMA_STRING}, true},
+        {"tenantId", &schemas_uuid, true},
+        {"message", &schemas_str, true},
         {NULL}}};
 
 /* ---- helpers ------------------------------------------------------------------------------ */

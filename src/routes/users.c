@@ -13,6 +13,7 @@
 #include "repos/roles.h"
 #include "repos/sessions.h"
 #include "repos/users.h"
+#include "routes/schemas.h"
 #include "routes/users.h"
 #include "services/auth.h"
 
@@ -23,29 +24,22 @@
 static const struct schema user_s = {
     .type = SCHEMA_OBJECT,
     .ref = "User",
-    .props = (const struct schema_prop[]){
-        {"id", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID}, true},
-        {"tenantId", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID},
-         true},
-        {"email", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_EMAIL}, true},
-        {"firstName", &(const struct schema){.type = SCHEMA_STRING, .nullable = true}, true},
-        {"lastName", &(const struct schema){.type = SCHEMA_STRING, .nullable = true}, true},
-        {"displayName", &(const struct schema){.type = SCHEMA_STRING, .nullable = true}, true},
-        {"avatar", &(const struct schema){.type = SCHEMA_STRING, .nullable = true}, true},
-        {"phone", &(const struct schema){.type = SCHEMA_STRING, .nullable = true}, true},
-        {"status", &(const struct schema){.type = SCHEMA_STRING}, true},
-        {"emailVerified", &(const struct schema){.type = SCHEMA_BOOLEAN}, true},
-        {"phoneVerified", &(const struct schema){.type = SCHEMA_BOOLEAN}, true},
-        {"mfaEnabled", &(const struct schema){.type = SCHEMA_BOOLEAN}, true},
-        {"lastLoginAt",
-         &(const struct schema){
-             .type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME, .nullable = true},
-         true},
-        {"createdAt", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME},
-         true},
-        {"updatedAt", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME},
-         true},
-        {NULL}}};
+    .props = (const struct schema_prop[]){{"id", &schemas_uuid, true},
+                                          {"tenantId", &schemas_uuid, true},
+                                          {"email", &schemas_email, true},
+                                          {"firstName", &schemas_nullable_str, true},
+                                          {"lastName", &schemas_nullable_str, true},
+                                          {"displayName", &schemas_nullable_str, true},
+                                          {"avatar", &schemas_nullable_str, true},
+                                          {"phone", &schemas_nullable_str, true},
+                                          {"status", &schemas_str, true},
+                                          {"emailVerified", &schemas_bool, true},
+                                          {"phoneVerified", &schemas_bool, true},
+                                          {"mfaEnabled", &schemas_bool, true},
+                                          {"lastLoginAt", &schemas_nullable_datetime, true},
+                                          {"createdAt", &schemas_datetime, true},
+                                          {"updatedAt", &schemas_datetime, true},
+                                          {NULL}}};
 
 static const struct schema user_list_s = {
     .type = SCHEMA_OBJECT,
@@ -70,12 +64,6 @@ static const struct schema list_query_s = {
          false},
         {"page", &pagination_page_schema, false},
         {"limit", &pagination_limit_schema, false},
-        {NULL}}};
-
-static const struct schema id_params_s = {
-    .type = SCHEMA_OBJECT,
-    .props = (const struct schema_prop[]){
-        {"id", &(const struct schema){.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID}, true},
         {NULL}}};
 
 static const struct schema opt_name_s = {.type = SCHEMA_STRING,
@@ -128,10 +116,7 @@ static const struct schema update_s = {
          &(const struct schema){
              .type = SCHEMA_STRING, .nullable = true, .has_max = true, .max = 20},
          false},
-        {"status",
-         &(const struct schema){.type = SCHEMA_STRING,
-                                .enum_values = (const char *const[]){"active", "suspended", NULL}},
-         false},
+        {"status", &schemas_active_suspended, false},
         {NULL}}};
 
 static const struct schema invite_s = {
@@ -366,7 +351,7 @@ static const struct route routes[] = {
      .tag = "Users",
      .summary = "Update a user",
      .operation_id = "updateUser",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .body = &update_s,
      .auth = ROUTE_AUTH,
      .permission = "canManageUsers",
@@ -380,7 +365,7 @@ static const struct route routes[] = {
                     "removes their sign-in identities, MFA factors, role assignments and "
                     "sessions and anonymises the row.",
      .operation_id = "deleteUser",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .auth = ROUTE_AUTH,
      .permission = "canManageUsers",
      .responses = (const struct route_response[]){{204, "Deleted", NULL}, {0}}},
@@ -390,7 +375,7 @@ static const struct route routes[] = {
      .tag = "Users",
      .summary = "Get a user",
      .operation_id = "getUser",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .auth = ROUTE_AUTH,
      .permission = "canViewUsers",
      .responses = (const struct route_response[]){{200, "The user", &user_s}, {0}}},

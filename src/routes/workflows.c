@@ -10,6 +10,7 @@
 #include "lib/token.h"
 #include "lib/uuid.h"
 #include "repos/workflows.h"
+#include "routes/schemas.h"
 #include "routes/workflows.h"
 #include "services/audit.h"
 #include "services/workflow.h"
@@ -18,25 +19,15 @@
 
 /* ---- schemas ------------------------------------------------------------------------------- */
 
-static const struct schema uuid_s = {.type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID};
-static const struct schema nullable_uuid_s = {
-    .type = SCHEMA_STRING, .format = SCHEMA_FMT_UUID, .nullable = true};
-static const struct schema time_s = {.type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME};
-static const struct schema nullable_time_s = {
-    .type = SCHEMA_STRING, .format = SCHEMA_FMT_DATETIME, .nullable = true};
-static const struct schema int_s = {.type = SCHEMA_INTEGER};
-static const struct schema bool_s = {.type = SCHEMA_BOOLEAN};
-static const struct schema text_s = {.type = SCHEMA_STRING};
-static const struct schema nullable_text_s = {.type = SCHEMA_STRING, .nullable = true};
-static const struct schema any_s = {.type = SCHEMA_ANY};
-
-#define WORKFLOW_PROPS                                                                           \
-    {"id", &uuid_s, true}, {"tenantId", &uuid_s, true}, {"name", &text_s, true},                \
-        {"description", &nullable_text_s, true}, {"version", &int_s, true},                     \
-        {"enabled", &bool_s, true}, {"trigger", &workflow_trigger_schema, true},                \
-        {"steps", &workflow_steps_schema, true}, {"createdBy", &nullable_uuid_s, true},         \
-        {"createdAt", &time_s, true}, {"updatedAt", &time_s, true},                             \
-        {"hasWebhookToken", &bool_s, true}, {"nextRunAt", &nullable_time_s, true}
+/* clang-format off */
+#define WORKFLOW_PROPS                                                                             \
+    {"id", &schemas_uuid, true}, {"tenantId", &schemas_uuid, true}, {"name", &schemas_str, true},  \
+    {"description", &schemas_nullable_str, true}, {"version", &schemas_int, true},                 \
+    {"enabled", &schemas_bool, true}, {"trigger", &workflow_trigger_schema, true},                 \
+    {"steps", &workflow_steps_schema, true}, {"createdBy", &schemas_nullable_uuid, true},          \
+    {"createdAt", &schemas_datetime, true}, {"updatedAt", &schemas_datetime, true},                \
+    {"hasWebhookToken", &schemas_bool, true}, {"nextRunAt", &schemas_nullable_datetime, true}
+/* clang-format on */
 
 static const struct schema workflow_s = {
     .type = SCHEMA_OBJECT,
@@ -69,12 +60,12 @@ static const struct schema workflow_list_s = {
 static const struct schema version_s = {
     .type = SCHEMA_OBJECT,
     .ref = "WorkflowVersion",
-    .props = (const struct schema_prop[]){{"workflowId", &uuid_s, true},
-                                          {"version", &int_s, true},
+    .props = (const struct schema_prop[]){{"workflowId", &schemas_uuid, true},
+                                          {"version", &schemas_int, true},
                                           {"steps", &workflow_steps_schema, true},
                                           {"trigger", &workflow_trigger_schema, true},
-                                          {"createdBy", &nullable_uuid_s, true},
-                                          {"createdAt", &time_s, true},
+                                          {"createdBy", &schemas_nullable_uuid, true},
+                                          {"createdAt", &schemas_datetime, true},
                                           {NULL}}};
 
 static const struct schema name_s = {
@@ -100,7 +91,7 @@ static const struct schema update_s = {
     .description = "Changing steps or trigger makes a new version; executions keep theirs.",
     .props = (const struct schema_prop[]){{"name", &name_s, false},
                                           {"description", &description_s, false},
-                                          {"enabled", &bool_s, false},
+                                          {"enabled", &schemas_bool, false},
                                           {"trigger", &workflow_trigger_schema, false},
                                           {"steps", &workflow_steps_schema, false},
                                           {NULL}}};
@@ -124,9 +115,9 @@ static const struct schema trigger_body_s = {
 static const struct schema started_s = {
     .type = SCHEMA_OBJECT,
     .ref = "ExecutionStarted",
-    .props = (const struct schema_prop[]){{"executionId", &uuid_s, true},
-                                          {"workflowId", &uuid_s, true},
-                                          {"status", &text_s, true},
+    .props = (const struct schema_prop[]){{"executionId", &schemas_uuid, true},
+                                          {"workflowId", &schemas_uuid, true},
+                                          {"status", &schemas_str, true},
                                           {NULL}}};
 
 static const char *const exec_statuses[] = {"queued", "running", "succeeded", "failed",
@@ -134,17 +125,18 @@ static const char *const exec_statuses[] = {"queued", "running", "succeeded", "f
 static const char *const step_statuses[] = {"pending", "running", "succeeded", "failed",
                                             "cancelled", NULL};
 
-#define EXECUTION_PROPS                                                                          \
-    {"id", &uuid_s, true}, {"workflowId", &uuid_s, true}, {"tenantId", &uuid_s, true},          \
-        {"version", &int_s, true},                                                               \
-        {"status", &(const struct schema){.type = SCHEMA_STRING, .enum_values = exec_statuses},  \
-         true},                                                                                  \
-        {"trigger", &text_s, true}, {"input", &any_s, true}, {"output", &any_s, true},          \
-        {"error", &nullable_text_s, true}, {"idempotencyKey", &nullable_text_s, true},          \
-        {"jobId", &nullable_text_s, true}, {"triggeredBy", &nullable_uuid_s, true},             \
-        {"lastSeq", &int_s, true}, {"createdAt", &time_s, true},                                \
-        {"startedAt", &nullable_time_s, true}, {"finishedAt", &nullable_time_s, true},          \
-        {"updatedAt", &time_s, true}
+/* clang-format off */
+#define EXECUTION_PROPS                                                                            \
+    {"id", &schemas_uuid, true}, {"workflowId", &schemas_uuid, true},                              \
+    {"tenantId", &schemas_uuid, true}, {"version", &schemas_int, true},                            \
+    {"status", &(const struct schema){.type = SCHEMA_STRING, .enum_values = exec_statuses}, true}, \
+    {"trigger", &schemas_str, true}, {"input", &schemas_any, true},                                \
+    {"output", &schemas_any, true}, {"error", &schemas_nullable_str, true},                        \
+    {"idempotencyKey", &schemas_nullable_str, true}, {"jobId", &schemas_nullable_str, true},       \
+    {"triggeredBy", &schemas_nullable_uuid, true}, {"lastSeq", &schemas_int, true},                \
+    {"createdAt", &schemas_datetime, true}, {"startedAt", &schemas_nullable_datetime, true},       \
+    {"finishedAt", &schemas_nullable_datetime, true}, {"updatedAt", &schemas_datetime, true}
+/* clang-format on */
 
 static const struct schema execution_s = {
     .type = SCHEMA_OBJECT,
@@ -155,16 +147,16 @@ static const struct schema exec_step_s = {
     .type = SCHEMA_OBJECT,
     .ref = "ExecutionStep",
     .props = (const struct schema_prop[]){
-        {"index", &int_s, true},
-        {"name", &text_s, true},
-        {"type", &text_s, true},
+        {"index", &schemas_int, true},
+        {"name", &schemas_str, true},
+        {"type", &schemas_str, true},
         {"status", &(const struct schema){.type = SCHEMA_STRING, .enum_values = step_statuses},
          true},
-        {"attempts", &int_s, true},
-        {"output", &any_s, true},
-        {"error", &nullable_text_s, true},
-        {"startedAt", &nullable_time_s, true},
-        {"finishedAt", &nullable_time_s, true},
+        {"attempts", &schemas_int, true},
+        {"output", &schemas_any, true},
+        {"error", &schemas_nullable_str, true},
+        {"startedAt", &schemas_nullable_datetime, true},
+        {"finishedAt", &schemas_nullable_datetime, true},
         {NULL}}};
 
 static const struct schema event_s = {
@@ -175,18 +167,18 @@ static const struct schema event_s = {
     .props = (const struct schema_prop[]){
         {"type",
          &(const struct schema){.type = SCHEMA_STRING,
-                                .enum_values = (const char *const[]){"execution.status",
-                                                                     "execution.step",
-                                                                     "execution.log", NULL}},
+                                .enum_values =
+                                    (const char *const[]){"execution.status", "execution.step",
+                                                          "execution.log", NULL}},
          true},
-        {"executionId", &uuid_s, true},
-        {"seq", &int_s, true},
-        {"time", &time_s, true},
-        {"stepIndex", &int_s, false},
-        {"status", &text_s, false},
-        {"level", &text_s, false},
-        {"message", &text_s, false},
-        {"attempt", &int_s, false},
+        {"executionId", &schemas_uuid, true},
+        {"seq", &schemas_int, true},
+        {"time", &schemas_datetime, true},
+        {"stepIndex", &schemas_int, false},
+        {"status", &schemas_str, false},
+        {"level", &schemas_str, false},
+        {"message", &schemas_str, false},
+        {"attempt", &schemas_int, false},
         {NULL}}};
 
 static const struct schema execution_detail_s = {
@@ -216,7 +208,7 @@ static const struct schema events_s = {
     .ref = "ExecutionEvents",
     .props = (const struct schema_prop[]){
         {"data", &(const struct schema){.type = SCHEMA_ARRAY, .items = &event_s}, true},
-        {"lastSeq", &int_s, true},
+        {"lastSeq", &schemas_int, true},
         {NULL}}};
 
 static const struct schema token_body_s = {
@@ -226,22 +218,18 @@ static const struct schema secret_body_s = {
     .type = SCHEMA_OBJECT,
     .props = (const struct schema_prop[]){{"signingSecret", &secret_s, true}, {NULL}}};
 
-static const struct schema id_params_s = {
-    .type = SCHEMA_OBJECT, .props = (const struct schema_prop[]){{"id", &uuid_s, true}, {NULL}}};
-
 static const struct schema version_params_s = {
     .type = SCHEMA_OBJECT,
-    .props = (const struct schema_prop[]){
-        {"id", &uuid_s, true},
-        {"version",
-         &(const struct schema){.type = SCHEMA_INTEGER,
-                                .coerce = true,
-                                .has_min = true,
-                                .min = 1,
-                                .has_max = true,
-                                .max = 2147483647},
-         true},
-        {NULL}}};
+    .props = (const struct schema_prop[]){{"id", &schemas_uuid, true},
+                                          {"version",
+                                           &(const struct schema){.type = SCHEMA_INTEGER,
+                                                                  .coerce = true,
+                                                                  .has_min = true,
+                                                                  .min = 1,
+                                                                  .has_max = true,
+                                                                  .max = 2147483647},
+                                           true},
+                                          {NULL}}};
 
 static const struct schema list_query_s = {
     .type = SCHEMA_OBJECT,
@@ -251,12 +239,6 @@ static const struct schema list_query_s = {
         {"page", &pagination_page_schema, false},
         {"limit", &pagination_limit_schema, false},
         {NULL}}};
-
-static const struct schema page_query_s = {
-    .type = SCHEMA_OBJECT,
-    .props = (const struct schema_prop[]){{"page", &pagination_page_schema, false},
-                                          {"limit", &pagination_limit_schema, false},
-                                          {NULL}}};
 
 static const struct schema logs_query_s = {
     .type = SCHEMA_OBJECT,
@@ -731,8 +713,8 @@ static const struct route routes[] = {
      .query = &list_query_s,
      .auth = ROUTE_AUTH,
      .permission_any = view_perms,
-     .responses = (const struct route_response[]){{200, "A page of workflows", &workflow_list_s},
-                                                  {0}}},
+     .responses =
+         (const struct route_response[]){{200, "A page of workflows", &workflow_list_s}, {0}}},
     {.method = HTTP_POST,
      .path = "/workflows",
      .tx = create_tx,
@@ -754,7 +736,7 @@ static const struct route routes[] = {
      .tag = "Workflows",
      .summary = "Get a workflow",
      .operation_id = "getWorkflow",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .auth = ROUTE_AUTH,
      .permission_any = view_perms,
      .responses = (const struct route_response[]){{200, "The workflow", &workflow_s}, {0}}},
@@ -766,7 +748,7 @@ static const struct route routes[] = {
      .description = "New steps or a new trigger make a new version; queued and running "
                     "executions keep the version they started with.",
      .operation_id = "updateWorkflow",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .body = &update_s,
      .auth = ROUTE_AUTH,
      .permission = "canManageWorkflows",
@@ -780,7 +762,7 @@ static const struct route routes[] = {
      .summary = "Delete a workflow",
      .description = "Soft delete: its schedule and webhook stop; executions stay readable.",
      .operation_id = "deleteWorkflow",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .auth = ROUTE_AUTH,
      .permission = "canManageWorkflows",
      .responses = (const struct route_response[]){{204, "Deleted", NULL}, {0}}},
@@ -802,7 +784,7 @@ static const struct route routes[] = {
      .summary = "Rotate the webhook trigger token",
      .description = "A new token for POST /workflows/{id}/trigger; the old one stops working.",
      .operation_id = "rotateWorkflowWebhookToken",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .auth = ROUTE_AUTH,
      .permission = "canManageWorkflows",
      .responses = (const struct route_response[]){{200, "The new token", &token_body_s}, {0}}},
@@ -813,7 +795,7 @@ static const struct route routes[] = {
      .summary = "Rotate the signing secret",
      .description = "A new secret for the X-Zygo-Signature of webhook_event deliveries.",
      .operation_id = "rotateWorkflowSigningSecret",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .auth = ROUTE_AUTH,
      .permission = "canManageWorkflows",
      .responses = (const struct route_response[]){{200, "The new secret", &secret_body_s}, {0}}},
@@ -829,7 +811,7 @@ static const struct route routes[] = {
                     "input is a conflict. Follow the execution on the WebSocket room "
                     "tenant:<tenantId>:execution:<executionId> (see docs/workflows.md).",
      .operation_id = "executeWorkflow",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .body = &input_body_s,
      .auth = ROUTE_AUTH,
      .permission = "canExecuteWorkflows",
@@ -846,7 +828,7 @@ static const struct route routes[] = {
                     "header; an unknown workflow, another trigger type and a wrong token all "
                     "answer 404. Idempotency-Key works as for /execute.",
      .operation_id = "triggerWorkflow",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .body = &trigger_body_s,
      .auth = ROUTE_PUBLIC,
      .responses = (const struct route_response[]){{202, "Queued", &started_s},
@@ -859,12 +841,13 @@ static const struct route routes[] = {
      .tag = "Workflows",
      .summary = "List a workflow's executions",
      .operation_id = "listWorkflowExecutions",
-     .params = &id_params_s,
-     .query = &page_query_s,
+     .params = &schemas_id_params,
+     .query = &schemas_page_query,
      .auth = ROUTE_AUTH,
      .permission_any = view_perms,
-     .responses = (const struct route_response[]){
-         {200, "A page of executions, newest first", &execution_list_s}, {0}}},
+     .responses =
+         (const struct route_response[]){
+             {200, "A page of executions, newest first", &execution_list_s}, {0}}},
     {.method = HTTP_GET,
      .path = "/executions/:id",
      .handler = get_execution,
@@ -873,11 +856,11 @@ static const struct route routes[] = {
      .description = "Status, each step's status, attempts, output and error, timings, and the "
                     "event log.",
      .operation_id = "getExecution",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .auth = ROUTE_AUTH,
      .permission_any = view_perms,
-     .responses = (const struct route_response[]){{200, "The execution", &execution_detail_s},
-                                                  {0}}},
+     .responses =
+         (const struct route_response[]){{200, "The execution", &execution_detail_s}, {0}}},
     {.method = HTTP_GET,
      .path = "/executions/:id/logs",
      .handler = get_logs,
@@ -887,7 +870,7 @@ static const struct route routes[] = {
                     "execution without gaps: subscribe to its WebSocket room first, then read "
                     "this, then drop live events whose seq you already have.",
      .operation_id = "getExecutionLogs",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .query = &logs_query_s,
      .auth = ROUTE_AUTH,
      .permission_any = view_perms,
@@ -899,7 +882,7 @@ static const struct route routes[] = {
      .summary = "Cancel an execution",
      .description = "A queued execution never starts; a running one stops its current step.",
      .operation_id = "cancelExecution",
-     .params = &id_params_s,
+     .params = &schemas_id_params,
      .auth = ROUTE_AUTH,
      .permission = "canExecuteWorkflows",
      .responses = (const struct route_response[]){{200, "Cancelled", &execution_detail_s},
