@@ -21,25 +21,10 @@
 /* A page of 100 users is about 60 KB. */
 #define LIST_BODY_MAX (4u << 20)
 
-static const struct schema user_s = {
-    .type = SCHEMA_OBJECT,
-    .ref = "User",
-    .props = (const struct schema_prop[]){{"id", &schemas_uuid, true},
-                                          {"tenantId", &schemas_uuid, true},
-                                          {"email", &schemas_email, true},
-                                          {"firstName", &schemas_nullable_str, true},
-                                          {"lastName", &schemas_nullable_str, true},
-                                          {"displayName", &schemas_nullable_str, true},
-                                          {"avatar", &schemas_nullable_str, true},
-                                          {"phone", &schemas_nullable_str, true},
-                                          {"status", &schemas_str, true},
-                                          {"emailVerified", &schemas_bool, true},
-                                          {"phoneVerified", &schemas_bool, true},
-                                          {"mfaEnabled", &schemas_bool, true},
-                                          {"lastLoginAt", &schemas_nullable_datetime, true},
-                                          {"createdAt", &schemas_datetime, true},
-                                          {"updatedAt", &schemas_datetime, true},
-                                          {NULL}}};
+static const struct schema user_s = {.type = SCHEMA_OBJECT,
+                                     .ref = "User",
+                                     .props =
+                                         (const struct schema_prop[]){SCHEMAS_USER_PROPS, {NULL}}};
 
 static const struct schema user_list_s = {
     .type = SCHEMA_OBJECT,
