@@ -6,9 +6,9 @@
 #include <criterion/criterion.h>
 #include <unistd.h>
 
+#include "accounts.h"
 #include "dbtest.h"
 #include "lib/jwt.h"
-#include "lib/password.h"
 #include "lib/token.h"
 #include "services/auth.h"
 #include "support.h"
@@ -43,88 +43,6 @@ static const char *jstr(json_t *o, const char *path1, const char *path2)
     return json_string_value(v);
 }
 
-struct account {
-    char access[4096];
-    char refresh[128];
-    char user_id[37];
-    char tenant_id[37];
-};
-
-static void signup(const char *email, const char *tenant, struct account *a)
-{
-    char body[512];
-    snprintf(body, sizeof(body),
-             "{\"email\":\"%s\",\"password\":\"correct horse battery\",\"firstName\":\"Ann\","
-             "\"tenantName\":\"%s\"}",
-             email, tenant);
-    json_t *r;
-    int st = req("POST", "/api/v1/auth/signup", NULL, body, &r);
-    cr_assert_eq(st, 201, "signup: %d", st);
-    snprintf(a->access, sizeof(a->access), "%s", jstr(r, "accessToken", NULL));
-    snprintf(a->refresh, sizeof(a->refresh), "%s", jstr(r, "refreshToken", NULL));
-    snprintf(a->user_id, sizeof(a->user_id), "%s", jstr(r, "user", "id"));
-    snprintf(a->tenant_id, sizeof(a->tenant_id), "%s", jstr(r, "tenant", "id"));
-    json_decref(r);
-}
-
-static int login(const char *email, const char *pw, struct account *a)
-{
-    char body[512];
-    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", email, pw);
-    json_t *r;
-    int st = req("POST", "/api/v1/auth/login", NULL, body, &r);
-    if (st == 200 && a) {
-        snprintf(a->access, sizeof(a->access), "%s", jstr(r, "accessToken", NULL));
-        snprintf(a->refresh, sizeof(a->refresh), "%s", jstr(r, "refreshToken", NULL));
-        snprintf(a->user_id, sizeof(a->user_id), "%s", jstr(r, "user", "id"));
-        snprintf(a->tenant_id, sizeof(a->tenant_id), "%s", jstr(r, "user", "tenantId"));
-    }
-    json_decref(r);
-    return st;
-}
-
-/* The spec's createTestUser factory: a user in the tenant with a role and a password. */
-static void create_user(const char *tenant_id, const char *email, const char *first,
-                        const char *role, char id_out[37])
-{
-    static char hash[PASSWORD_HASH_MAX];
-    if (!hash[0])
-        cr_assert_eq(password_hash("correct horse battery", hash), 0);
-    struct db_conn *c = dbt_acquire(t.db);
-    db_set_rls_bypass(c, true);
-    uuid_v7(id_out);
-    cr_assert_eq(db_exec(c,
-                         "INSERT INTO users (id, tenant_id, email, first_name, status,"
-                         " password_hash) VALUES ($1, $2, $3, $4, 'active', $5)",
-                         DB_ARGS(DB_TEXT(id_out), DB_TEXT(tenant_id), DB_TEXT(email),
-                                 DB_TEXT(first), DB_TEXT(hash))),
-                 1, "%s", db_errmsg(c));
-    if (role)
-        cr_assert_eq(db_exec(c,
-                             "INSERT INTO user_roles (user_id, role_id, tenant_id) SELECT $1, id,"
-                             " tenant_id FROM roles WHERE tenant_id = $2 AND name = $3",
-                             DB_ARGS(DB_TEXT(id_out), DB_TEXT(tenant_id), DB_TEXT(role))),
-                     1, "%s", db_errmsg(c));
-    db_release(c);
-}
-
-static void sql_bypass(const char *sql, const char *arg)
-{
-    struct db_conn *c = dbt_acquire(t.db);
-    db_set_rls_bypass(c, true);
-    cr_assert_geq(db_exec(c, sql, DB_ARGS(DB_TEXT(arg))), 0, "%s", db_errmsg(c));
-    db_release(c);
-}
-
-static int64_t count_bypass(const char *sql, const char *arg)
-{
-    struct db_conn *c = dbt_acquire(t.db);
-    db_set_rls_bypass(c, true);
-    int64_t n = dbt_query_int(c, sql, DB_ARGS(DB_TEXT(arg)));
-    db_release(c);
-    return n;
-}
-
 Test(auth, signup_creates_tenant_owner_and_session)
 {
     json_t *r;
@@ -142,16 +60,19 @@ Test(auth, signup_creates_tenant_owner_and_session)
     cr_assert_str_eq(jstr(r, "tenant", "plan"), "free");
     cr_assert_null(json_object_get(json_object_get(r, "user"), "passwordHash"));
     const char *uid = jstr(r, "user", "id");
-    cr_assert_eq(count_bypass("SELECT count(*) FROM user_roles ur JOIN roles r ON r.id = "
-                              "ur.role_id WHERE ur.user_id = $1 AND r.name = 'owner'",
-                              uid),
+    cr_assert_eq(dbt_count_bypass(t.db,
+                                  "SELECT count(*) FROM user_roles ur JOIN roles r ON r.id = "
+                                  "ur.role_id WHERE ur.user_id = $1 AND r.name = 'owner'",
+                                  uid),
                  1, "the first user is the owner");
-    cr_assert_eq(count_bypass("SELECT count(*) FROM roles WHERE tenant_id = $1 AND is_system",
-                              jstr(r, "tenant", "id")),
+    cr_assert_eq(dbt_count_bypass(t.db,
+                                  "SELECT count(*) FROM roles WHERE tenant_id = $1 AND is_system",
+                                  jstr(r, "tenant", "id")),
                  4);
-    cr_assert_eq(count_bypass("SELECT count(*) FROM audit_logs WHERE actor_id = $1 AND action "
-                              "= 'auth.signup'",
-                              uid),
+    cr_assert_eq(dbt_count_bypass(t.db,
+                                  "SELECT count(*) FROM audit_logs WHERE actor_id = $1 AND action "
+                                  "= 'auth.signup'",
+                                  uid),
                  1);
     json_decref(r);
 
@@ -164,11 +85,12 @@ Test(auth, signup_creates_tenant_owner_and_session)
     json_decref(r);
     /* a second tenant with the same name gets its own slug */
     struct account b;
-    signup("bob@example.com", "Acme Corp", &b);
+    accounts_signup(t.app, "bob@example.com", "Acme Corp", &b);
     json_t *me;
     cr_assert_eq(req("GET", "/api/v1/users/me", b.access, NULL, &me), 200);
     json_decref(me);
-    cr_assert_eq(count_bypass("SELECT count(*) FROM tenants WHERE slug = $1", "acme-corp-2"), 1);
+    cr_assert_eq(
+        dbt_count_bypass(t.db, "SELECT count(*) FROM tenants WHERE slug = $1", "acme-corp-2"), 1);
 }
 
 Test(auth, signup_validation)
@@ -185,8 +107,8 @@ Test(auth, signup_validation)
 Test(auth, login_success_and_uniform_failures)
 {
     struct account a, b;
-    signup("carol@example.com", "Carol Inc", &a);
-    cr_assert_eq(login("CAROL@example.com", "correct horse battery", &b), 200);
+    accounts_signup(t.app, "carol@example.com", "Carol Inc", &a);
+    cr_assert_eq(accounts_login(t.app, "CAROL@example.com", "correct horse battery", &b), 200);
     cr_assert_str_eq(b.user_id, a.user_id);
     json_t *r1, *r2;
     cr_assert_eq(req("POST", "/api/v1/auth/login", NULL,
@@ -200,14 +122,17 @@ Test(auth, login_success_and_uniform_failures)
                      "no account enumeration");
     json_decref(r1);
     json_decref(r2);
-    cr_assert_eq(count_bypass("SELECT count(*) FROM audit_logs WHERE tenant_id = $1 AND action "
-                              "= 'auth.login_failed'",
-                              a.tenant_id),
+    cr_assert_eq(dbt_count_bypass(t.db,
+                                  "SELECT count(*) FROM audit_logs WHERE tenant_id = $1 AND action "
+                                  "= 'auth.login_failed'",
+                                  a.tenant_id),
                  1, "the failed attempt is audited even though the request failed");
-    cr_assert_eq(count_bypass("SELECT count(*) FROM users WHERE id = $1 AND last_login_at IS NOT "
-                              "NULL",
-                              a.user_id),
-                 1);
+    cr_assert_eq(
+        dbt_count_bypass(t.db,
+                         "SELECT count(*) FROM users WHERE id = $1 AND last_login_at IS NOT "
+                         "NULL",
+                         a.user_id),
+        1);
 }
 
 static int refresh_status(const char *token)
@@ -220,19 +145,19 @@ static int refresh_status(const char *token)
 Test(auth, suspended_tenant_and_user_are_refused)
 {
     struct account a;
-    signup("dan@example.com", "Dan Co", &a);
-    sql_bypass("UPDATE tenants SET status = 'suspended' WHERE id = $1", a.tenant_id);
+    accounts_signup(t.app, "dan@example.com", "Dan Co", &a);
+    dbt_exec_bypass(t.db, "UPDATE tenants SET status = 'suspended' WHERE id = $1", a.tenant_id);
     json_t *r;
     cr_assert_eq(req("GET", "/api/v1/users/me", a.access, NULL, &r), 403);
     cr_assert_str_eq(jstr(r, "error", NULL), "AUTH_FORBIDDEN");
     cr_assert_str_eq(jstr(r, "message", NULL), "Tenant is suspended");
     json_decref(r);
-    cr_assert_eq(login("dan@example.com", "correct horse battery", NULL), 403);
+    cr_assert_eq(accounts_login(t.app, "dan@example.com", "correct horse battery", NULL), 403);
     cr_assert_eq(refresh_status(a.refresh), 403, "no new tokens for a suspended tenant");
-    sql_bypass("UPDATE tenants SET status = 'active' WHERE id = $1", a.tenant_id);
-    sql_bypass("UPDATE users SET status = 'suspended' WHERE id = $1", a.user_id);
+    dbt_exec_bypass(t.db, "UPDATE tenants SET status = 'active' WHERE id = $1", a.tenant_id);
+    dbt_exec_bypass(t.db, "UPDATE users SET status = 'suspended' WHERE id = $1", a.user_id);
     cr_assert_eq(req("GET", "/api/v1/users/me", a.access, NULL, NULL), 403);
-    cr_assert_eq(login("dan@example.com", "correct horse battery", NULL), 403);
+    cr_assert_eq(accounts_login(t.app, "dan@example.com", "correct horse battery", NULL), 403);
 }
 
 static char *forge(const struct account *a, const char *secret, int64_t iat, int64_t exp)
@@ -249,7 +174,7 @@ static char *forge(const struct account *a, const char *secret, int64_t iat, int
 Test(auth, bad_tokens_are_401)
 {
     struct account a;
-    signup("erin@example.com", "Erin", &a);
+    accounts_signup(t.app, "erin@example.com", "Erin", &a);
     json_t *r;
     cr_assert_eq(req("GET", "/api/v1/users/me", NULL, NULL, &r), 401);
     cr_assert_str_eq(jstr(r, "error", NULL), "AUTH_UNAUTHORIZED");
@@ -293,7 +218,7 @@ static int refresh(const char *token, struct account *out)
 Test(auth, refresh_rotates_and_reuse_revokes_the_session)
 {
     struct account a, b, c2;
-    signup("fay@example.com", "Fay", &a);
+    accounts_signup(t.app, "fay@example.com", "Fay", &a);
     cr_assert_eq(refresh(a.refresh, &b), 200);
     cr_assert_str_neq(b.refresh, a.refresh, "rotated");
     /* a second tab presenting the same token at once still succeeds */
@@ -309,9 +234,10 @@ Test(auth, refresh_rotates_and_reuse_revokes_the_session)
     /* the whole session is gone: its newest refresh token and its access tokens too */
     cr_assert_eq(refresh(b.refresh, NULL), 401);
     cr_assert_eq(req("GET", "/api/v1/users/me", b.access, NULL, NULL), 401);
-    cr_assert_eq(count_bypass("SELECT count(*) FROM audit_logs WHERE actor_id = $1 AND action "
-                              "= 'auth.token_reuse_detected'",
-                              a.user_id),
+    cr_assert_eq(dbt_count_bypass(t.db,
+                                  "SELECT count(*) FROM audit_logs WHERE actor_id = $1 AND action "
+                                  "= 'auth.token_reuse_detected'",
+                                  a.user_id),
                  1);
     cr_assert_eq(refresh("garbage-token", NULL), 401);
 }
@@ -319,9 +245,9 @@ Test(auth, refresh_rotates_and_reuse_revokes_the_session)
 Test(auth, logout_scopes_and_sessions)
 {
     struct account s1, s2, s3;
-    signup("gus@example.com", "Gus", &s1);
-    cr_assert_eq(login("gus@example.com", "correct horse battery", &s2), 200);
-    cr_assert_eq(login("gus@example.com", "correct horse battery", &s3), 200);
+    accounts_signup(t.app, "gus@example.com", "Gus", &s1);
+    cr_assert_eq(accounts_login(t.app, "gus@example.com", "correct horse battery", &s2), 200);
+    cr_assert_eq(accounts_login(t.app, "gus@example.com", "correct horse battery", &s3), 200);
     json_t *r;
     cr_assert_eq(req("GET", "/api/v1/auth/sessions", s1.access, NULL, &r), 200);
     cr_assert_eq(json_array_size(json_object_get(r, "data")), 3);
@@ -347,9 +273,9 @@ Test(auth, logout_scopes_and_sessions)
 Test(auth, revoke_one_session_only_my_own)
 {
     struct account a, a2, other;
-    signup("hal@example.com", "Hal", &a);
-    cr_assert_eq(login("hal@example.com", "correct horse battery", &a2), 200);
-    signup("ivy@example.com", "Ivy", &other);
+    accounts_signup(t.app, "hal@example.com", "Hal", &a);
+    cr_assert_eq(accounts_login(t.app, "hal@example.com", "correct horse battery", &a2), 200);
+    accounts_signup(t.app, "ivy@example.com", "Ivy", &other);
     json_t *r;
     cr_assert_eq(req("GET", "/api/v1/auth/sessions", a.access, NULL, &r), 200);
     char mine[37] = "", theirs[37] = "";
@@ -380,15 +306,15 @@ Test(auth, revoke_one_session_only_my_own)
 static struct account admin;
 static void users_setup(void)
 {
-    signup("owner@example.com", "Spec Tenant", &admin);
+    accounts_signup(t.app, "owner@example.com", "Spec Tenant", &admin);
 }
 
 Test(auth, spec_users_api_returns_paginated_users)
 {
     users_setup();
     char id[37];
-    create_user(admin.tenant_id, "user1@example.com", "User", "member", id);
-    create_user(admin.tenant_id, "user2@example.com", "User", "member", id);
+    accounts_create_user(t.db, admin.tenant_id, "user1@example.com", "User", "member", id);
+    accounts_create_user(t.db, admin.tenant_id, "user2@example.com", "User", "member", id);
     json_t *body;
     cr_assert_eq(req("GET", "/api/v1/users", admin.access, NULL, &body), 200);
     cr_assert_eq(json_array_size(json_object_get(body, "data")), 3); /* admin + 2 users */
@@ -410,8 +336,8 @@ Test(auth, spec_users_api_filters_by_search_term)
 {
     users_setup();
     char id[37];
-    create_user(admin.tenant_id, "john@example.com", "Johnny", "member", id);
-    create_user(admin.tenant_id, "jane@example.com", "Jane", "member", id);
+    accounts_create_user(t.db, admin.tenant_id, "john@example.com", "Johnny", "member", id);
+    accounts_create_user(t.db, admin.tenant_id, "jane@example.com", "Jane", "member", id);
     json_t *body;
     cr_assert_eq(req("GET", "/api/v1/users?search=john", admin.access, NULL, &body), 200);
     cr_assert_eq(json_array_size(json_object_get(body, "data")), 1);
@@ -432,9 +358,10 @@ Test(auth, users_list_filters_by_status_and_matches_the_single_read)
 {
     users_setup();
     char john[37], jane[37];
-    create_user(admin.tenant_id, "john@example.com", "Jo\"hn \u00e9", "member", john);
-    create_user(admin.tenant_id, "jane@example.com", "Jane", "member", jane);
-    sql_bypass("UPDATE users SET status = 'suspended' WHERE id = $1", jane);
+    accounts_create_user(t.db, admin.tenant_id, "john@example.com", "Jo\"hn \u00e9", "member",
+                         john);
+    accounts_create_user(t.db, admin.tenant_id, "jane@example.com", "Jane", "member", jane);
+    dbt_exec_bypass(t.db, "UPDATE users SET status = 'suspended' WHERE id = $1", jane);
     json_t *body;
     cr_assert_eq(req("GET", "/api/v1/users?status=suspended", admin.access, NULL, &body), 200);
     json_t *data = json_object_get(body, "data");
@@ -481,13 +408,15 @@ Test(auth, rbac_and_cross_tenant_isolation)
 {
     users_setup();
     struct account other;
-    signup("stranger@example.com", "Other Tenant", &other);
+    accounts_signup(t.app, "stranger@example.com", "Other Tenant", &other);
     char nobody_id[37], viewer_id[37];
-    create_user(admin.tenant_id, "norole@example.com", "No", NULL, nobody_id);
-    create_user(admin.tenant_id, "viewer@example.com", "Vi", "viewer", viewer_id);
+    accounts_create_user(t.db, admin.tenant_id, "norole@example.com", "No", NULL, nobody_id);
+    accounts_create_user(t.db, admin.tenant_id, "viewer@example.com", "Vi", "viewer", viewer_id);
     struct account nobody, viewer;
-    cr_assert_eq(login("norole@example.com", "correct horse battery", &nobody), 200);
-    cr_assert_eq(login("viewer@example.com", "correct horse battery", &viewer), 200);
+    cr_assert_eq(accounts_login(t.app, "norole@example.com", "correct horse battery", &nobody),
+                 200);
+    cr_assert_eq(accounts_login(t.app, "viewer@example.com", "correct horse battery", &viewer),
+                 200);
     json_t *r;
     cr_assert_eq(req("GET", "/api/v1/users", nobody.access, NULL, &r), 403);
     cr_assert_str_eq(jstr(r, "error", NULL), "AUTH_FORBIDDEN");
@@ -506,7 +435,7 @@ Test(auth, rbac_and_cross_tenant_isolation)
     cr_assert_eq(req("GET", path, admin.access, NULL, NULL), 200);
     cr_assert_eq(req("GET", "/api/v1/users/not-a-uuid", admin.access, NULL, NULL), 400);
     /* permissions change at once, not when the token expires */
-    sql_bypass("DELETE FROM user_roles WHERE user_id = $1", viewer_id);
+    dbt_exec_bypass(t.db, "DELETE FROM user_roles WHERE user_id = $1", viewer_id);
     cr_assert_eq(req("GET", "/api/v1/users", viewer.access, NULL, NULL), 403);
 }
 
@@ -514,8 +443,8 @@ Test(auth, global_admin_acts_in_a_tenant_by_header)
 {
     users_setup();
     struct account other;
-    signup("target@example.com", "Target", &other);
-    sql_bypass("UPDATE users SET is_global_admin = true WHERE id = $1", admin.user_id);
+    accounts_signup(t.app, "target@example.com", "Target", &other);
+    dbt_exec_bypass(t.db, "UPDATE users SET is_global_admin = true WHERE id = $1", admin.user_id);
     char hdr[128], auth_h[4200];
     snprintf(hdr, sizeof(hdr), "X-Tenant-ID: %s", other.tenant_id);
     snprintf(auth_h, sizeof(auth_h), "Authorization: Bearer %s", admin.access);

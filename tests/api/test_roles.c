@@ -5,8 +5,8 @@
 
 #include <criterion/criterion.h>
 
+#include "accounts.h"
 #include "dbtest.h"
-#include "lib/password.h"
 #include "support.h"
 
 static struct tenv t;
@@ -46,97 +46,9 @@ static const char *err_reason(json_t *r)
     return jstr(json_object_get(r, "details"), "reason");
 }
 
-struct account {
-    char access[4096];
-    char user_id[37];
-    char tenant_id[37];
-};
-
-static void signup(const char *email, const char *tenant, struct account *a)
-{
-    char body[512];
-    snprintf(body, sizeof(body),
-             "{\"email\":\"%s\",\"password\":\"correct horse battery\",\"tenantName\":\"%s\"}",
-             email, tenant);
-    json_t *r;
-    int st = req("POST", "/api/v1/auth/signup", NULL, body, &r);
-    cr_assert_eq(st, 201, "signup: %d", st);
-    snprintf(a->access, sizeof(a->access), "%s", jstr(r, "accessToken"));
-    snprintf(a->user_id, sizeof(a->user_id), "%s", jstr(json_object_get(r, "user"), "id"));
-    snprintf(a->tenant_id, sizeof(a->tenant_id), "%s",
-             jstr(json_object_get(r, "tenant"), "id"));
-    json_decref(r);
-}
-
-static void login(const char *email, struct account *a)
-{
-    char body[512];
-    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"correct horse battery\"}",
-             email);
-    json_t *r;
-    cr_assert_eq(req("POST", "/api/v1/auth/login", NULL, body, &r), 200, "login %s", email);
-    snprintf(a->access, sizeof(a->access), "%s", jstr(r, "accessToken"));
-    snprintf(a->user_id, sizeof(a->user_id), "%s", jstr(json_object_get(r, "user"), "id"));
-    snprintf(a->tenant_id, sizeof(a->tenant_id), "%s",
-             jstr(json_object_get(r, "user"), "tenantId"));
-    json_decref(r);
-}
-
-/* A user in the tenant with an optional system role and the usual password. */
-static void create_user(const char *tenant_id, const char *email, const char *role,
-                        char id_out[37])
-{
-    static char hash[PASSWORD_HASH_MAX];
-    if (!hash[0])
-        cr_assert_eq(password_hash("correct horse battery", hash), 0);
-    struct db_conn *c = dbt_acquire(t.db);
-    db_set_rls_bypass(c, true);
-    uuid_v7(id_out);
-    cr_assert_eq(db_exec(c,
-                         "INSERT INTO users (id, tenant_id, email, status, password_hash)"
-                         " VALUES ($1, $2, $3, 'active', $4)",
-                         DB_ARGS(DB_TEXT(id_out), DB_TEXT(tenant_id), DB_TEXT(email),
-                                 DB_TEXT(hash))),
-                 1, "%s", db_errmsg(c));
-    if (role)
-        cr_assert_eq(db_exec(c,
-                             "INSERT INTO user_roles (user_id, role_id, tenant_id) SELECT $1, id,"
-                             " tenant_id FROM roles WHERE tenant_id = $2 AND name = $3",
-                             DB_ARGS(DB_TEXT(id_out), DB_TEXT(tenant_id), DB_TEXT(role))),
-                     1, "%s", db_errmsg(c));
-    db_release(c);
-}
-
-/* A user with a role, signed in. */
-static void user_with_role(const struct account *owner, const char *email, const char *role,
-                           struct account *out)
-{
-    char id[37];
-    create_user(owner->tenant_id, email, role, id);
-    login(email, out);
-}
-
-static int64_t count_bypass(const char *sql, const char *arg)
-{
-    struct db_conn *c = dbt_acquire(t.db);
-    db_set_rls_bypass(c, true);
-    int64_t n = dbt_query_int(c, sql, DB_ARGS(DB_TEXT(arg)));
-    db_release(c);
-    return n;
-}
-
-static void sql_bypass(const char *sql, const char *arg)
-{
-    struct db_conn *c = dbt_acquire(t.db);
-    db_set_rls_bypass(c, true);
-    cr_assert_geq(db_exec(c, sql, DB_ARGS(DB_TEXT(arg))), 0, "%s", db_errmsg(c));
-    db_release(c);
-}
-
 static int64_t audit_count(const char *tenant_id, const char *action)
 {
-    struct db_conn *c = dbt_acquire(t.db);
-    db_set_rls_bypass(c, true);
+    struct db_conn *c = dbt_bypass(t.db);
     int64_t n = dbt_query_int(c,
                               "SELECT count(*) FROM audit_logs WHERE tenant_id = $1"
                               " AND action = $2",
@@ -148,8 +60,7 @@ static int64_t audit_count(const char *tenant_id, const char *action)
 /* The id of the tenant's role called name. */
 static void role_id(const char *tenant_id, const char *name, char out[37])
 {
-    struct db_conn *c = dbt_acquire(t.db);
-    db_set_rls_bypass(c, true);
+    struct db_conn *c = dbt_bypass(t.db);
     struct db_rows *r = db_query(c, "SELECT id FROM roles WHERE tenant_id = $1 AND name = $2",
                                  DB_ARGS(DB_TEXT(tenant_id), DB_TEXT(name)));
     cr_assert_not_null(r, "%s", db_errmsg(c));
@@ -215,7 +126,7 @@ static void role_names(json_t *arr, char *out, size_t n)
 Test(roles, list_and_get_system_roles)
 {
     struct account o;
-    signup("owner@example.com", "Acme", &o);
+    accounts_signup(t.app, "owner@example.com", "Acme", &o);
     json_t *r;
     cr_assert_eq(req("GET", "/api/v1/roles", o.access, NULL, &r), 200);
     char names[256];
@@ -296,7 +207,7 @@ Test(roles, every_route_needs_a_token)
 Test(roles, create_update_delete_custom_role)
 {
     struct account o;
-    signup("owner@example.com", "Acme", &o);
+    accounts_signup(t.app, "owner@example.com", "Acme", &o);
     json_t *r;
     char rid[37];
     /* permissions come back in catalogue order, without duplicates */
@@ -347,14 +258,15 @@ Test(roles, create_update_delete_custom_role)
     cr_assert_str_eq(jstr(r, "name"), "Release manager");
     json_decref(r);
     cr_assert_eq(audit_count(o.tenant_id, "role.update"), 2);
-    cr_assert_eq(count_bypass("SELECT count(*) FROM audit_logs WHERE resource_id = $1 AND "
-                              "action = 'role.update' AND resource_type = 'role'",
-                              rid),
+    cr_assert_eq(dbt_count_bypass(t.db,
+                                  "SELECT count(*) FROM audit_logs WHERE resource_id = $1 AND "
+                                  "action = 'role.update' AND resource_type = 'role'",
+                                  rid),
                  2);
 
     /* delete: its assignments go with it */
     char uid[37];
-    create_user(o.tenant_id, "member@example.com", "member", uid);
+    accounts_create_user(t.db, o.tenant_id, "member@example.com", NULL, "member", uid);
     cr_assert_eq(assign(o.access, uid, rid, NULL), 201);
     cr_assert_eq(on_role("GET", rid, o.access, NULL, &r), 200);
     cr_assert_eq(json_integer_value(json_object_get(r, "userCount")), 1);
@@ -363,20 +275,23 @@ Test(roles, create_update_delete_custom_role)
     cr_assert_eq(on_role("GET", rid, o.access, NULL, NULL), 404);
     cr_assert_eq(on_role("DELETE", rid, o.access, NULL, NULL), 404);
     cr_assert_eq(on_role("PATCH", rid, o.access, "{\"name\":\"x\"}", NULL), 404);
-    cr_assert_eq(count_bypass("SELECT count(*) FROM user_roles WHERE role_id = $1", rid), 0);
-    cr_assert_eq(count_bypass("SELECT count(*) FROM user_roles WHERE user_id = $1", uid), 1,
-                 "the user keeps their other roles");
+    cr_assert_eq(dbt_count_bypass(t.db, "SELECT count(*) FROM user_roles WHERE role_id = $1", rid),
+                 0);
+    cr_assert_eq(dbt_count_bypass(t.db, "SELECT count(*) FROM user_roles WHERE user_id = $1", uid),
+                 1, "the user keeps their other roles");
     cr_assert_eq(audit_count(o.tenant_id, "role.delete"), 1);
-    cr_assert_eq(count_bypass("SELECT count(*) FROM audit_logs WHERE action = 'role.delete' AND "
-                              "actor_id = $1",
-                              o.user_id),
-                 1);
+    cr_assert_eq(
+        dbt_count_bypass(t.db,
+                         "SELECT count(*) FROM audit_logs WHERE action = 'role.delete' AND "
+                         "actor_id = $1",
+                         o.user_id),
+        1);
 }
 
 Test(roles, validation_errors)
 {
     struct account o;
-    signup("owner@example.com", "Acme", &o);
+    accounts_signup(t.app, "owner@example.com", "Acme", &o);
     json_t *r;
     cr_assert_eq(create_role(o.access, "{}", NULL, &r), 400);
     cr_assert_str_eq(err_code(r), "VALIDATION_ERROR");
@@ -416,8 +331,8 @@ Test(roles, validation_errors)
 Test(roles, duplicate_names_conflict)
 {
     struct account o, other;
-    signup("owner@example.com", "Acme", &o);
-    signup("other@example.com", "Other", &other);
+    accounts_signup(t.app, "owner@example.com", "Acme", &o);
+    accounts_signup(t.app, "other@example.com", "Other", &other);
     json_t *r;
     char a[37], b[37];
     cr_assert_eq(create_role(o.access, "{\"name\":\"Deployer\"}", a, NULL), 201);
@@ -441,7 +356,7 @@ Test(roles, duplicate_names_conflict)
 Test(roles, system_roles_cannot_be_changed_or_deleted)
 {
     struct account o;
-    signup("owner@example.com", "Acme", &o);
+    accounts_signup(t.app, "owner@example.com", "Acme", &o);
     static const char *const system[] = {"owner", "admin", "member", "viewer"};
     for (size_t i = 0; i < ARRAY_LEN(system); i++) {
         char rid[37];
@@ -456,10 +371,12 @@ Test(roles, system_roles_cannot_be_changed_or_deleted)
         cr_assert_str_eq(err_reason(r), "system_role");
         json_decref(r);
     }
-    cr_assert_eq(count_bypass("SELECT count(*) FROM roles WHERE tenant_id = $1 AND is_system",
-                              o.tenant_id),
+    cr_assert_eq(dbt_count_bypass(t.db,
+                                  "SELECT count(*) FROM roles WHERE tenant_id = $1 AND is_system",
+                                  o.tenant_id),
                  4);
-    cr_assert_eq(count_bypass("SELECT count(*) FROM user_roles WHERE user_id = $1", o.user_id), 1);
+    cr_assert_eq(
+        dbt_count_bypass(t.db, "SELECT count(*) FROM user_roles WHERE user_id = $1", o.user_id), 1);
     cr_assert_eq(audit_count(o.tenant_id, "role.update"), 0);
     cr_assert_eq(audit_count(o.tenant_id, "role.delete"), 0);
 }
@@ -469,9 +386,9 @@ Test(roles, system_roles_cannot_be_changed_or_deleted)
 Test(roles, viewers_read_and_others_are_refused)
 {
     struct account o, viewer, nobody;
-    signup("owner@example.com", "Acme", &o);
-    user_with_role(&o, "viewer@example.com", "viewer", &viewer);
-    user_with_role(&o, "nobody@example.com", NULL, &nobody);
+    accounts_signup(t.app, "owner@example.com", "Acme", &o);
+    accounts_user_with_role(&t, &o, "viewer@example.com", "viewer", &viewer);
+    accounts_user_with_role(&t, &o, "nobody@example.com", NULL, &nobody);
     char rid[37], member[37];
     cr_assert_eq(create_role(o.access, "{\"name\":\"Custom\"}", rid, NULL), 201);
     role_id(o.tenant_id, "member", member);
@@ -501,14 +418,15 @@ Test(roles, viewers_read_and_others_are_refused)
     cr_assert_eq(assign(nobody.access, nobody.user_id, member, NULL), 403);
 
     cr_assert_eq(audit_count(o.tenant_id, "role.assign"), 0);
-    cr_assert_eq(count_bypass("SELECT count(*) FROM roles WHERE tenant_id = $1", o.tenant_id), 5);
+    cr_assert_eq(
+        dbt_count_bypass(t.db, "SELECT count(*) FROM roles WHERE tenant_id = $1", o.tenant_id), 5);
 }
 
 Test(roles, no_privilege_escalation)
 {
     struct account o, admin;
-    signup("owner@example.com", "Acme", &o);
-    user_with_role(&o, "admin@example.com", "admin", &admin);
+    accounts_signup(t.app, "owner@example.com", "Acme", &o);
+    accounts_user_with_role(&t, &o, "admin@example.com", "admin", &admin);
     char owner_role[37];
     role_id(o.tenant_id, "owner", owner_role);
     json_t *r;
@@ -548,7 +466,7 @@ Test(roles, no_privilege_escalation)
     cr_assert_eq(on_role("DELETE", biller, admin.access, NULL, NULL), 403);
     cr_assert_eq(on_role("DELETE", rid, admin.access, NULL, NULL), 204);
     /* global admins hold every permission */
-    sql_bypass("UPDATE users SET is_global_admin = true WHERE id = $1", admin.user_id);
+    dbt_exec_bypass(t.db, "UPDATE users SET is_global_admin = true WHERE id = $1", admin.user_id);
     cr_assert_eq(on_role("DELETE", biller, admin.access, NULL, NULL), 204);
 }
 
@@ -557,8 +475,8 @@ Test(roles, no_privilege_escalation)
 Test(roles, assign_and_unassign)
 {
     struct account o, u;
-    signup("owner@example.com", "Acme", &o);
-    user_with_role(&o, "user@example.com", NULL, &u);
+    accounts_signup(t.app, "owner@example.com", "Acme", &o);
+    accounts_user_with_role(&t, &o, "user@example.com", NULL, &u);
     char viewer[37], custom[37];
     role_id(o.tenant_id, "viewer", viewer);
     cr_assert_eq(create_role(o.access, "{\"name\":\"Ops\",\"permissions\":[\"canViewServers\"]}",
@@ -594,10 +512,12 @@ Test(roles, assign_and_unassign)
     cr_assert_eq(json_integer_value(json_object_get(r, "userCount")), 1);
     json_decref(r);
     cr_assert_eq(audit_count(o.tenant_id, "role.assign"), 2);
-    cr_assert_eq(count_bypass("SELECT count(*) FROM audit_logs WHERE action = 'role.assign' AND "
-                              "resource_type = 'user' AND resource_id = $1",
-                              u.user_id),
-                 2);
+    cr_assert_eq(
+        dbt_count_bypass(t.db,
+                         "SELECT count(*) FROM audit_logs WHERE action = 'role.assign' AND "
+                         "resource_type = 'user' AND resource_id = $1",
+                         u.user_id),
+        2);
 
     cr_assert_eq(unassign(o.access, u.user_id, viewer, NULL), 204);
     cr_assert_eq(unassign(o.access, u.user_id, viewer, &r), 404, "no longer has it");
@@ -609,8 +529,8 @@ Test(roles, assign_and_unassign)
     cr_assert_eq(assign(o.access, "00000000-0000-4000-8000-000000000000", viewer, NULL), 404);
     cr_assert_eq(assign(o.access, u.user_id, "00000000-0000-4000-8000-000000000000", NULL), 404);
     /* a soft-deleted user is gone */
-    sql_bypass("UPDATE users SET deleted_at = '2026-01-01T00:00:00.000Z' WHERE id = $1",
-               u.user_id);
+    dbt_exec_bypass(t.db, "UPDATE users SET deleted_at = '2026-01-01T00:00:00.000Z' WHERE id = $1",
+                    u.user_id);
     cr_assert_eq(assign(o.access, u.user_id, viewer, NULL), 404);
     cr_assert_eq(req("GET", path, o.access, NULL, NULL), 404);
 }
@@ -618,7 +538,7 @@ Test(roles, assign_and_unassign)
 Test(roles, last_owner_keeps_the_owner_role)
 {
     struct account o;
-    signup("owner@example.com", "Acme", &o);
+    accounts_signup(t.app, "owner@example.com", "Acme", &o);
     char owner_role[37], second[37];
     role_id(o.tenant_id, "owner", owner_role);
     json_t *r;
@@ -627,21 +547,22 @@ Test(roles, last_owner_keeps_the_owner_role)
     cr_assert_str_eq(err_reason(r), "last_owner");
     cr_assert_not_null(strstr(jstr(r, "message"), "last"));
     json_decref(r);
-    cr_assert_eq(count_bypass("SELECT count(*) FROM user_roles WHERE user_id = $1", o.user_id), 1,
-                 "rolled back");
+    cr_assert_eq(
+        dbt_count_bypass(t.db, "SELECT count(*) FROM user_roles WHERE user_id = $1", o.user_id), 1,
+        "rolled back");
 
     /* a suspended second owner does not count */
-    create_user(o.tenant_id, "second@example.com", NULL, second);
+    accounts_create_user(t.db, o.tenant_id, "second@example.com", NULL, NULL, second);
     cr_assert_eq(assign(o.access, second, owner_role, NULL), 201);
-    sql_bypass("UPDATE users SET status = 'suspended' WHERE id = $1", second);
+    dbt_exec_bypass(t.db, "UPDATE users SET status = 'suspended' WHERE id = $1", second);
     cr_assert_eq(unassign(o.access, o.user_id, owner_role, NULL), 409);
-    sql_bypass("UPDATE users SET status = 'active' WHERE id = $1", second);
+    dbt_exec_bypass(t.db, "UPDATE users SET status = 'active' WHERE id = $1", second);
 
     /* with another active owner, the first may step down; the second is then the last */
     cr_assert_eq(unassign(o.access, o.user_id, owner_role, NULL), 204);
     cr_assert_eq(audit_count(o.tenant_id, "role.unassign"), 1);
     struct account s;
-    login("second@example.com", &s);
+    cr_assert_eq(accounts_login(t.app, "second@example.com", NULL, &s), 200);
     cr_assert_eq(unassign(s.access, second, owner_role, &r), 409);
     cr_assert_str_eq(err_reason(r), "last_owner");
     json_decref(r);
@@ -653,8 +574,8 @@ Test(roles, last_owner_keeps_the_owner_role)
 Test(roles, other_tenants_ids_are_404)
 {
     struct account o, x;
-    signup("owner@example.com", "Acme", &o);
-    signup("stranger@example.com", "Other", &x);
+    accounts_signup(t.app, "owner@example.com", "Acme", &o);
+    accounts_signup(t.app, "stranger@example.com", "Other", &x);
     char mine[37], theirs[37], their_viewer[37], my_viewer[37];
     cr_assert_eq(create_role(o.access, "{\"name\":\"Mine\"}", mine, NULL), 201);
     cr_assert_eq(create_role(x.access, "{\"name\":\"Theirs\"}", theirs, NULL), 201);
@@ -687,14 +608,16 @@ Test(roles, other_tenants_ids_are_404)
     cr_assert_str_eq(names, "owner,admin,member,viewer,Mine");
     json_decref(r);
     /* nothing of theirs changed, and nothing was audited in their tenant by us */
-    cr_assert_eq(count_bypass("SELECT count(*) FROM roles WHERE name = 'Theirs' AND tenant_id = $1",
-                              x.tenant_id),
+    cr_assert_eq(dbt_count_bypass(
+                     t.db, "SELECT count(*) FROM roles WHERE name = 'Theirs' AND tenant_id = $1",
+                     x.tenant_id),
                  1);
-    cr_assert_eq(count_bypass("SELECT count(*) FROM user_roles WHERE tenant_id = $1",
-                              x.tenant_id),
-                 1);
-    cr_assert_eq(count_bypass("SELECT count(*) FROM audit_logs WHERE tenant_id = $1 AND action "
-                              "LIKE 'role.%'",
-                              x.tenant_id),
+    cr_assert_eq(
+        dbt_count_bypass(t.db, "SELECT count(*) FROM user_roles WHERE tenant_id = $1", x.tenant_id),
+        1);
+    cr_assert_eq(dbt_count_bypass(t.db,
+                                  "SELECT count(*) FROM audit_logs WHERE tenant_id = $1 AND action "
+                                  "LIKE 'role.%'",
+                                  x.tenant_id),
                  1, "only their own role.create");
 }

@@ -5,8 +5,8 @@
 
 #include <criterion/criterion.h>
 
+#include "accounts.h"
 #include "dbtest.h"
-#include "lib/password.h"
 #include "routes/tenants.h"
 #include "support.h"
 
@@ -25,30 +25,10 @@ TestSuite(tenants, .init = setup, .fini = teardown, .timeout = 60);
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static int req_h(const char *method, const char *path, const char *token, const char *extra_h,
-                 const char *body, json_t **out)
-{
-    char auth[4200];
-    const char *h[4] = {"Content-Type: application/json", NULL, NULL, NULL};
-    size_t n = 1;
-    if (token) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-        h[n++] = auth;
-    }
-    if (extra_h)
-        h[n++] = extra_h;
-    struct ctx *c = app_request(t.app, method, path, h, body, body ? strlen(body) : 0);
-    int st = c->res.status;
-    if (out)
-        *out = ctx_body_json(c);
-    app_ctx_free(c);
-    return st;
-}
-
 static int req(const char *method, const char *path, const char *token, const char *body,
                json_t **out)
 {
-    return req_h(method, path, token, NULL, body, out);
+    return api_req(t.app, method, path, token, body, out);
 }
 
 static int patch(const char *token, const char *body, json_t **out)
@@ -61,76 +41,13 @@ static const char *jstr(json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-struct account {
-    char access[4096];
-    char user_id[37];
-    char tenant_id[37];
-};
-
-static void signup(const char *email, const char *tenant, struct account *a)
-{
-    char body[512];
-    snprintf(body, sizeof(body),
-             "{\"email\":\"%s\",\"password\":\"correct horse battery\",\"tenantName\":\"%s\"}",
-             email, tenant);
-    json_t *r;
-    int st = req("POST", "/api/v1/auth/signup", NULL, body, &r);
-    cr_assert_eq(st, 201, "signup: %d", st);
-    snprintf(a->access, sizeof(a->access), "%s", jstr(r, "accessToken"));
-    snprintf(a->user_id, sizeof(a->user_id), "%s", jstr(json_object_get(r, "user"), "id"));
-    snprintf(a->tenant_id, sizeof(a->tenant_id), "%s",
-             jstr(json_object_get(r, "tenant"), "id"));
-    json_decref(r);
-}
-
-/* A user in the owner's tenant with an optional system role, signed in. */
-static void user_with_role(const struct account *owner, const char *email, const char *role,
-                           struct account *out)
-{
-    char hash[PASSWORD_HASH_MAX], id[37];
-    cr_assert_eq(password_hash("correct horse battery", hash), 0);
-    struct db_conn *c = dbt_acquire(t.db);
-    db_set_rls_bypass(c, true);
-    uuid_v7(id);
-    cr_assert_eq(db_exec(c,
-                         "INSERT INTO users (id, tenant_id, email, status, password_hash)"
-                         " VALUES ($1, $2, $3, 'active', $4)",
-                         DB_ARGS(DB_TEXT(id), DB_TEXT(owner->tenant_id), DB_TEXT(email),
-                                 DB_TEXT(hash))),
-                 1, "%s", db_errmsg(c));
-    if (role)
-        cr_assert_eq(db_exec(c,
-                             "INSERT INTO user_roles (user_id, role_id, tenant_id) SELECT $1, id,"
-                             " tenant_id FROM roles WHERE tenant_id = $2 AND name = $3",
-                             DB_ARGS(DB_TEXT(id), DB_TEXT(owner->tenant_id), DB_TEXT(role))),
-                     1, "%s", db_errmsg(c));
-    db_release(c);
-    char body[512];
-    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"correct horse battery\"}",
-             email);
-    json_t *r;
-    cr_assert_eq(req("POST", "/api/v1/auth/login", NULL, body, &r), 200);
-    snprintf(out->access, sizeof(out->access), "%s", jstr(r, "accessToken"));
-    snprintf(out->user_id, sizeof(out->user_id), "%s", id);
-    snprintf(out->tenant_id, sizeof(out->tenant_id), "%s", owner->tenant_id);
-    json_decref(r);
-}
-
-static int64_t count_bypass(const char *sql, const char *arg)
-{
-    struct db_conn *c = dbt_acquire(t.db);
-    db_set_rls_bypass(c, true);
-    int64_t n = dbt_query_int(c, sql, DB_ARGS(DB_TEXT(arg)));
-    db_release(c);
-    return n;
-}
-
 static int64_t audit_updates(const char *tenant_id)
 {
-    return count_bypass("SELECT count(*) FROM audit_logs WHERE tenant_id = $1 AND action = "
-                        "'tenant.update' AND resource_type = 'tenant'"
-                        " AND resource_id = CAST($1 AS text)",
-                        tenant_id);
+    return dbt_count_bypass(t.db,
+                            "SELECT count(*) FROM audit_logs WHERE tenant_id = $1 AND action = "
+                            "'tenant.update' AND resource_type = 'tenant'"
+                            " AND resource_id = CAST($1 AS text)",
+                            tenant_id);
 }
 
 /* The number of issues of a 400 VALIDATION_ERROR, and the first one's path. */
@@ -148,8 +65,8 @@ static size_t issues(json_t *r, const char **first_path)
 Test(tenants, current_tenant_for_anyone_signed_in)
 {
     struct account o, nobody;
-    signup("owner@example.com", "Acme Corp", &o);
-    user_with_role(&o, "nobody@example.com", NULL, &nobody);
+    accounts_signup(t.app, "owner@example.com", "Acme Corp", &o);
+    accounts_user_with_role(&t, &o, "nobody@example.com", NULL, &nobody);
     json_t *r;
     cr_assert_eq(req("GET", "/api/v1/tenants/current", nobody.access, NULL, &r), 200,
                  "no permission needed");
@@ -176,7 +93,7 @@ Test(tenants, current_tenant_for_anyone_signed_in)
 Test(tenants, update_name_slug_and_settings)
 {
     struct account o;
-    signup("owner@example.com", "Acme Corp", &o);
+    accounts_signup(t.app, "owner@example.com", "Acme Corp", &o);
     json_t *r;
     cr_assert_eq(patch(o.access,
                        "{\"name\":\"Acme Europe\",\"slug\":\"acme-eu-2\","
@@ -218,13 +135,13 @@ Test(tenants, update_name_slug_and_settings)
     json_decref(r);
 
     cr_assert_eq(audit_updates(o.tenant_id), 3);
-    cr_assert_eq(count_bypass("SELECT count(*) FROM audit_logs WHERE action = 'tenant.update' "
-                              "AND actor_id = $1",
-                              o.user_id),
+    cr_assert_eq(dbt_count_bypass(t.db,
+                                  "SELECT count(*) FROM audit_logs WHERE action = 'tenant.update' "
+                                  "AND actor_id = $1",
+                                  o.user_id),
                  3);
     /* the slug's history is in the audit row; the settings' content is not */
-    struct db_conn *c = dbt_acquire(t.db);
-    db_set_rls_bypass(c, true);
+    struct db_conn *c = dbt_bypass(t.db);
     struct db_rows *rows = db_query(c,
                                     "SELECT metadata FROM audit_logs WHERE tenant_id = $1 AND "
                                     "action = 'tenant.update' ORDER BY created_at, id",
@@ -251,7 +168,7 @@ Test(tenants, update_name_slug_and_settings)
 Test(tenants, validation_errors)
 {
     struct account o;
-    signup("owner@example.com", "Acme", &o);
+    accounts_signup(t.app, "owner@example.com", "Acme", &o);
     json_t *r;
     const char *path;
     static const char *const bad_slugs[] = {"\"Acme\"", "\"ab\"", "\"-acme\"", "\"acme-\"",
@@ -306,28 +223,32 @@ Test(tenants, validation_errors)
     json_decref(r);
     cr_assert_eq(patch(o.access, "{\"status\":\"suspended\"}", NULL), 400);
     cr_assert_eq(patch(o.access, "[]", NULL), 400);
-    cr_assert_eq(count_bypass("SELECT count(*) FROM tenants WHERE id = $1 AND plan = 'free' AND "
-                              "slug = 'acme'",
-                              o.tenant_id),
-                 1);
+    cr_assert_eq(
+        dbt_count_bypass(t.db,
+                         "SELECT count(*) FROM tenants WHERE id = $1 AND plan = 'free' AND "
+                         "slug = 'acme'",
+                         o.tenant_id),
+        1);
     cr_assert_eq(audit_updates(o.tenant_id), 1, "only the accepted change");
 }
 
 Test(tenants, taken_slug_conflicts)
 {
     struct account o, other;
-    signup("owner@example.com", "Acme", &o);
-    signup("other@example.com", "Other Co", &other);
+    accounts_signup(t.app, "owner@example.com", "Acme", &o);
+    accounts_signup(t.app, "other@example.com", "Other Co", &other);
     json_t *r;
     cr_assert_eq(patch(o.access, "{\"name\":\"New name\",\"slug\":\"other-co\"}", &r), 409);
     cr_assert_str_eq(jstr(r, "error"), "RESOURCE_CONFLICT");
     cr_assert_not_null(strstr(jstr(r, "message"), "other-co"));
     json_decref(r);
     /* nothing changed, nothing audited */
-    cr_assert_eq(count_bypass("SELECT count(*) FROM tenants WHERE id = $1 AND slug = 'acme' AND "
-                              "name = 'Acme'",
-                              o.tenant_id),
-                 1);
+    cr_assert_eq(
+        dbt_count_bypass(t.db,
+                         "SELECT count(*) FROM tenants WHERE id = $1 AND slug = 'acme' AND "
+                         "name = 'Acme'",
+                         o.tenant_id),
+        1);
     cr_assert_eq(audit_updates(o.tenant_id), 0);
     /* its own slug is no conflict */
     cr_assert_eq(patch(o.access, "{\"slug\":\"acme\"}", NULL), 200);
@@ -341,9 +262,9 @@ Test(tenants, taken_slug_conflicts)
 Test(tenants, only_managers_change_it)
 {
     struct account o, admin, viewer;
-    signup("owner@example.com", "Acme", &o);
-    user_with_role(&o, "admin@example.com", "admin", &admin);
-    user_with_role(&o, "viewer@example.com", "viewer", &viewer);
+    accounts_signup(t.app, "owner@example.com", "Acme", &o);
+    accounts_user_with_role(&t, &o, "admin@example.com", "admin", &admin);
+    accounts_user_with_role(&t, &o, "viewer@example.com", "viewer", &viewer);
     json_t *r;
     cr_assert_eq(patch(viewer.access, "{\"name\":\"Mine\"}", &r), 403);
     cr_assert_str_eq(jstr(r, "error"), "AUTH_FORBIDDEN");
@@ -351,8 +272,9 @@ Test(tenants, only_managers_change_it)
     cr_assert_eq(patch(admin.access, "{\"name\":\"Mine\"}", NULL), 403,
                  "admins do not manage the tenant");
     cr_assert_eq(req("GET", "/api/v1/tenants/current", viewer.access, NULL, NULL), 200);
-    cr_assert_eq(count_bypass("SELECT count(*) FROM tenants WHERE id = $1 AND name = 'Acme'",
-                              o.tenant_id),
+    cr_assert_eq(dbt_count_bypass(t.db,
+                                  "SELECT count(*) FROM tenants WHERE id = $1 AND name = 'Acme'",
+                                  o.tenant_id),
                  1);
     cr_assert_eq(audit_updates(o.tenant_id), 0);
 }
@@ -362,8 +284,8 @@ Test(tenants, only_managers_change_it)
 Test(tenants, each_user_sees_and_changes_only_their_own)
 {
     struct account a, b;
-    signup("a@example.com", "Alpha", &a);
-    signup("b@example.com", "Beta", &b);
+    accounts_signup(t.app, "a@example.com", "Alpha", &a);
+    accounts_signup(t.app, "b@example.com", "Beta", &b);
     json_t *r;
     cr_assert_eq(patch(a.access, "{\"name\":\"Alpha 2\",\"settings\":{\"k\":1}}", NULL), 200);
     cr_assert_eq(req("GET", "/api/v1/tenants/current", b.access, NULL, &r), 200);
@@ -376,31 +298,33 @@ Test(tenants, each_user_sees_and_changes_only_their_own)
     /* a regular user's X-Tenant-ID is ignored */
     char hdr[128];
     snprintf(hdr, sizeof(hdr), "X-Tenant-ID: %s", a.tenant_id);
-    cr_assert_eq(req_h("GET", "/api/v1/tenants/current", b.access, hdr, NULL, &r), 200);
+    cr_assert_eq(api_req_h(t.app, "GET", "/api/v1/tenants/current", b.access, hdr, NULL, &r), 200);
     cr_assert_str_eq(jstr(r, "id"), b.tenant_id);
     json_decref(r);
-    cr_assert_eq(req_h("PATCH", "/api/v1/tenants/current", b.access, hdr,
-                       "{\"name\":\"Hijacked\"}", NULL),
+    cr_assert_eq(api_req_h(t.app, "PATCH", "/api/v1/tenants/current", b.access, hdr,
+                           "{\"name\":\"Hijacked\"}", NULL),
                  200);
-    cr_assert_eq(count_bypass("SELECT count(*) FROM tenants WHERE id = $1 AND name = 'Alpha 2'",
-                              a.tenant_id),
+    cr_assert_eq(dbt_count_bypass(t.db,
+                                  "SELECT count(*) FROM tenants WHERE id = $1 AND name = 'Alpha 2'",
+                                  a.tenant_id),
                  1, "the header did not redirect the change");
 
     /* a global admin acts on the tenant it names */
-    struct db_conn *c = dbt_acquire(t.db);
-    db_set_rls_bypass(c, true);
+    struct db_conn *c = dbt_bypass(t.db);
     cr_assert_eq(db_exec(c, "UPDATE users SET is_global_admin = true WHERE id = $1",
                          DB_ARGS(DB_TEXT(b.user_id))),
                  1);
     db_release(c);
-    cr_assert_eq(req_h("GET", "/api/v1/tenants/current", b.access, hdr, NULL, &r), 200);
+    cr_assert_eq(api_req_h(t.app, "GET", "/api/v1/tenants/current", b.access, hdr, NULL, &r), 200);
     cr_assert_str_eq(jstr(r, "id"), a.tenant_id);
     json_decref(r);
-    cr_assert_eq(req_h("PATCH", "/api/v1/tenants/current", b.access, hdr,
-                       "{\"name\":\"Renamed by support\"}", NULL),
+    cr_assert_eq(api_req_h(t.app, "PATCH", "/api/v1/tenants/current", b.access, hdr,
+                           "{\"name\":\"Renamed by support\"}", NULL),
                  200);
-    cr_assert_eq(count_bypass("SELECT count(*) FROM audit_logs WHERE tenant_id = $1 AND action = "
-                              "'tenant.update' AND metadata IS NOT NULL",
-                              a.tenant_id),
-                 2);
+    cr_assert_eq(
+        dbt_count_bypass(t.db,
+                         "SELECT count(*) FROM audit_logs WHERE tenant_id = $1 AND action = "
+                         "'tenant.update' AND metadata IS NOT NULL",
+                         a.tenant_id),
+        2);
 }

@@ -36,3 +36,25 @@ void dbt_insert_tenant(struct db_conn *c, char id[UUID_STRLEN + 1], const char *
                          DB_ARGS(DB_TEXT(id), DB_TEXT(slug), DB_TEXT("Tenant"))),
                  1, "%s", db_errmsg(c));
 }
+
+struct db_conn *dbt_bypass(struct db *db)
+{
+    struct db_conn *c = dbt_acquire(db);
+    db_set_rls_bypass(c, true);
+    return c;
+}
+
+void dbt_exec_bypass(struct db *db, const char *sql, const char *arg)
+{
+    struct db_conn *c = dbt_bypass(db);
+    cr_assert_geq(db_exec(c, sql, DB_ARGS(DB_TEXT(arg))), 0, "%s: %s", sql, db_errmsg(c));
+    db_release(c);
+}
+
+int64_t dbt_count_bypass(struct db *db, const char *sql, const char *arg)
+{
+    struct db_conn *c = dbt_bypass(db);
+    int64_t n = dbt_query_int(c, sql, DB_ARGS(DB_TEXT(arg)));
+    db_release(c);
+    return n;
+}

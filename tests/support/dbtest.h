@@ -13,4 +13,11 @@ int64_t dbt_query_int(struct db_conn *c, const char *sql, const struct db_param 
 /* Inserts a tenant with a new UUIDv7 (returned in id) and the slug. */
 void dbt_insert_tenant(struct db_conn *c, char id[UUID_STRLEN + 1], const char *slug);
 
+/* A connection with row-level security bypassed: the test's view across tenants. */
+struct db_conn *dbt_bypass(struct db *db);
+/* sql with one text parameter $1 run across tenants; fails the test on an error. */
+void dbt_exec_bypass(struct db *db, const char *sql, const char *arg);
+/* The single integer sql with one text parameter $1 returns, across tenants. */
+int64_t dbt_count_bypass(struct db *db, const char *sql, const char *arg);
+
 #endif

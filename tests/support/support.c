@@ -139,12 +139,21 @@ void tenv_outage_end(struct tenv *t)
 int api_req(const struct app *app, const char *method, const char *path, const char *token,
             const char *body, json_t **out)
 {
+    return api_req_h(app, method, path, token, NULL, body, out);
+}
+
+int api_req_h(const struct app *app, const char *method, const char *path, const char *token,
+              const char *header, const char *body, json_t **out)
+{
     char auth[4200];
-    const char *h[3] = {"Content-Type: application/json", NULL, NULL};
+    const char *h[4] = {"Content-Type: application/json", NULL, NULL, NULL};
+    size_t n = 1;
     if (token) {
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-        h[1] = auth;
+        h[n++] = auth;
     }
+    if (header)
+        h[n++] = header;
     struct ctx *c = app_request(app, method, path, h, body, body ? strlen(body) : 0);
     int st = c->res.status;
     if (out)

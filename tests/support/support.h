@@ -53,6 +53,9 @@ void tenv_outage_end(struct tenv *t);
  * and the response body parsed into *out (when out is not NULL; caller decrefs). */
 int api_req(const struct app *app, const char *method, const char *path, const char *token,
             const char *body, json_t **out);
+/* The same with one more header line ("Name: value"; NULL: none). */
+int api_req_h(const struct app *app, const char *method, const char *path, const char *token,
+              const char *header, const char *body, json_t **out);
 
 /* The response body of an in-process request parsed as JSON (new reference; NULL if not). */
 json_t *ctx_body_json(const struct ctx *c);
