@@ -9,15 +9,13 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "accounts.h"
 #include "dbtest.h"
-#include "lib/jwt.h"
 #include "lib/password.h"
 #include "repos/roles.h"
-#include "repos/sessions.h"
 #include "repos/tenants.h"
 #include "repos/users.h"
 #include "services/admin_cli.h"
-#include "services/auth.h"
 #include "support.h"
 
 static struct tenv t;
@@ -35,30 +33,13 @@ TestSuite(admin, .init = setup, .fini = teardown, .timeout = 60);
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static struct db_conn *bypass(void)
-{
-    struct db_conn *c = dbt_acquire(t.db);
-    db_set_rls_bypass(c, true);
-    return c;
-}
-
-static void make_tenant(const char *name, char id[37], char slug[64])
-{
-    struct db_conn *c = bypass();
-    char own[64];
-    uuid_v7(id);
-    cr_assert_eq(tenants_create(c, id, name, slug ? slug : own), 0, "%s", db_errmsg(c));
-    cr_assert_eq(roles_seed_system(c, id), 0, "%s", db_errmsg(c));
-    db_release(c);
-}
-
 struct user_spec {
     const char *email, *first, *last, *role, *status, *password_hash;
 };
 
 static void make_user(const char *tid, const struct user_spec *s, char id[37])
 {
-    struct db_conn *c = bypass();
+    struct db_conn *c = dbt_bypass(t.db);
     uuid_v7(id);
     struct user_new u = {.id = id,
                          .tenant_id = tid,
@@ -75,73 +56,16 @@ static void make_user(const char *tid, const struct user_spec *s, char id[37])
 
 static void set_global_admin(const char *uid)
 {
-    struct db_conn *c = bypass();
+    struct db_conn *c = dbt_bypass(t.db);
     cr_assert_eq(db_exec(c, "UPDATE users SET is_global_admin = $2 WHERE id = $1",
                          DB_ARGS(DB_TEXT(uid), DB_BOOL(true))),
                  1, "%s", db_errmsg(c));
     db_release(c);
 }
 
-static int64_t count_bypass(const char *sql, const char *arg)
-{
-    struct db_conn *c = bypass();
-    int64_t n = dbt_query_int(c, sql, DB_ARGS(DB_TEXT(arg)));
-    db_release(c);
-    return n;
-}
-
-/* An access token of a fresh session, as sign-in would issue it. */
-static void mint(const char *uid, const char *tid, char out[4096])
-{
-    struct db_conn *c = bypass();
-    char sid[37], not_after[32];
-    int64_t now = auth_now();
-    auth_iso(now + 3600, not_after);
-    struct session_new s = {.tenant_id = tid,
-                            .user_id = uid,
-                            .aal = "aal1",
-                            .amr_json = "[\"pwd\"]",
-                            .not_after = not_after};
-    cr_assert_eq(sessions_create(c, &s, sid), 0, "%s", db_errmsg(c));
-    db_release(c);
-    struct jwt_claims cl = {.sub = (char *)uid,
-                            .tid = (char *)tid,
-                            .role = "owner",
-                            .pv = -1,
-                            .sid = sid,
-                            .aal = "aal1",
-                            .iat = now,
-                            .exp = now + 900,
-                            .iss = t.cfg.api_url,
-                            .aud = AUTH_AUDIENCE};
-    char *tok = NULL;
-    cr_assert_eq(
-        jwt_sign(&cl, (const unsigned char *)t.cfg.jwt_secret, strlen(t.cfg.jwt_secret), &tok),
-        JWT_OK);
-    snprintf(out, 4096, "%s", tok);
-    free(tok);
-}
-
-static int req_b(const char *method, const char *path, const char *token, const char *body,
-                 json_t **out)
-{
-    char auth[4200];
-    const char *h[3] = {"Content-Type: application/json", NULL, NULL};
-    if (token) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-        h[1] = auth;
-    }
-    struct ctx *c = app_request(t.app, method, path, h, body, body ? strlen(body) : 0);
-    int st = c->res.status;
-    if (out)
-        *out = ctx_body_json(c);
-    app_ctx_free(c);
-    return st;
-}
-
 static int req(const char *method, const char *path, const char *token, json_t **out)
 {
-    return req_b(method, path, token, NULL, out);
+    return api_req(t.app, method, path, token, NULL, out);
 }
 
 static const char *jstr(json_t *o, const char *k)
@@ -174,9 +98,9 @@ struct member {
 
 static void member_of(const char *tenant, const char *email, const char *role, struct member *m)
 {
-    make_tenant(tenant, m->tid, m->slug);
+    accounts_make_tenant(t.db, tenant, m->tid, m->slug);
     make_user(m->tid, &(struct user_spec){.email = email, .first = "Ann", .role = role}, m->uid);
-    mint(m->uid, m->tid, m->token);
+    accounts_mint_token(&t, m->uid, m->tid, m->token);
 }
 
 /* The platform's operator: a global admin in a tenant of their own. */
@@ -218,7 +142,8 @@ Test(admin, global_admins_only)
     /* refused before validation: a non-admin learns nothing from bad input either */
     cr_assert_eq(req("GET", "/api/v1/admin/tenants?limit=1000", owner.token, NULL), 403);
     cr_assert_eq(
-        count_bypass("SELECT count(*) FROM tenants WHERE id = $1 AND status = 'active'", owner.tid),
+        dbt_count_bypass(t.db, "SELECT count(*) FROM tenants WHERE id = $1 AND status = 'active'",
+                         owner.tid),
         1, "the refused suspend changed nothing");
 
     struct member root;
@@ -238,14 +163,14 @@ Test(admin, list_and_search_tenants)
     struct member root;
     global_admin(&root);
     char alpha[37], beta[37], gamma[37], gslug[64];
-    make_tenant("Alpha Industries", alpha, NULL);
-    make_tenant("Beta", beta, NULL);
-    make_tenant("Gamma 100% Corp", gamma, gslug);
+    accounts_make_tenant(t.db, "Alpha Industries", alpha, NULL);
+    accounts_make_tenant(t.db, "Beta", beta, NULL);
+    accounts_make_tenant(t.db, "Gamma 100% Corp", gamma, gslug);
     char uid[37];
     make_user(alpha, &(struct user_spec){.email = "a1@alpha.test"}, uid);
     make_user(alpha, &(struct user_spec){.email = "a2@alpha.test"}, uid);
     make_user(alpha, &(struct user_spec){.email = "gone@alpha.test"}, uid);
-    struct db_conn *c = bypass();
+    struct db_conn *c = dbt_bypass(t.db);
     cr_assert_eq(
         db_exec(c, "UPDATE users SET deleted_at = created_at WHERE id = $1", DB_ARGS(DB_TEXT(uid))),
         1);
@@ -371,7 +296,7 @@ Test(admin, suspend_refuses_the_tenants_users_until_reactivated)
     cr_assert_str_eq(jstr(r, "error"), "AUTH_FORBIDDEN");
     cr_assert_str_eq(jstr(r, "message"), "Tenant is suspended");
     json_decref(r);
-    cr_assert_eq(req_b("POST", "/api/v1/auth/login", NULL, login, &r), 403);
+    cr_assert_eq(api_req(t.app, "POST", "/api/v1/auth/login", NULL, login, &r), 403);
     cr_assert_str_eq(jstr(r, "message"), "Tenant is suspended");
     json_decref(r);
     cr_assert_eq(req("GET", "/api/v1/users/me", other.token, NULL), 200, "other tenants go on");
@@ -388,7 +313,7 @@ Test(admin, suspend_refuses_the_tenants_users_until_reactivated)
     cr_assert_str_eq(jstr(r, "status"), "active");
     json_decref(r);
     cr_assert_eq(req("GET", "/api/v1/users/me", acme.token, NULL), 200, "allowed again");
-    cr_assert_eq(req_b("POST", "/api/v1/auth/login", NULL, login, NULL), 200);
+    cr_assert_eq(api_req(t.app, "POST", "/api/v1/auth/login", NULL, login, NULL), 200);
 
     /* both changes are in the tenant's own audit log, by the admin, with the statuses */
     cr_assert_eq(req("GET", "/api/v1/audit?action=admin.*", acme.token, &r), 200);
@@ -406,9 +331,10 @@ Test(admin, suspend_refuses_the_tenants_users_until_reactivated)
     cr_assert_str_eq(jstr(e, "action"), "admin.tenant_suspend");
     cr_assert_str_eq(jstr(json_object_get(e, "metadata"), "status"), "suspended");
     json_decref(r);
-    cr_assert_eq(count_bypass("SELECT count(*) FROM audit_logs WHERE action LIKE 'admin.%'"
-                              " AND tenant_id <> $1",
-                              acme.tid),
+    cr_assert_eq(dbt_count_bypass(t.db,
+                                  "SELECT count(*) FROM audit_logs WHERE action LIKE 'admin.%'"
+                                  " AND tenant_id <> $1",
+                                  acme.tid),
                  0, "refused attempts wrote nothing");
 
     char fresh[37], path[140];
@@ -427,8 +353,8 @@ Test(admin, list_users_across_tenants)
     struct member root;
     global_admin(&root);
     char acme[37], beta[37], acme_slug[64], id[37], john[37], gone[37];
-    make_tenant("Acme", acme, acme_slug);
-    make_tenant("Beta", beta, NULL);
+    accounts_make_tenant(t.db, "Acme", acme, acme_slug);
+    accounts_make_tenant(t.db, "Beta", beta, NULL);
     make_user(acme,
               &(struct user_spec){.email = "john@acme.test", .first = "John", .last = "Smith"},
               john);
@@ -439,7 +365,7 @@ Test(admin, list_users_across_tenants)
     make_user(beta, &(struct user_spec){.email = "john@beta.test", .first = "Johnny"}, id);
     make_user(beta, &(struct user_spec){.email = "x_y@beta.test", .last = "Smithers"}, id);
     make_user(beta, &(struct user_spec){.email = "gone@beta.test", .first = "John"}, gone);
-    struct db_conn *c = bypass();
+    struct db_conn *c = dbt_bypass(t.db);
     cr_assert_eq(db_exec(c, "UPDATE users SET deleted_at = created_at WHERE id = $1",
                          DB_ARGS(DB_TEXT(gone))),
                  1);
@@ -581,7 +507,7 @@ Test(admin, cli_create_promotes_a_user)
     member_of("Beta", "ann@shared.test", "viewer", &beta);
     char bob[37], bob_token[4096];
     make_user(acme.tid, &(struct user_spec){.email = "bob@acme.test", .role = "viewer"}, bob);
-    mint(bob, acme.tid, bob_token);
+    accounts_mint_token(&t, bob, acme.tid, bob_token);
     char out[4096];
 
     cr_assert_eq(
@@ -600,8 +526,9 @@ Test(admin, cli_create_promotes_a_user)
                      out, sizeof(out)),
                  1);
     HAS(out, "no-such-tenant");
-    cr_assert_eq(count_bypass("SELECT count(*) FROM users WHERE is_global_admin AND email = $1",
-                              "ann@shared.test"),
+    cr_assert_eq(dbt_count_bypass(t.db,
+                                  "SELECT count(*) FROM users WHERE is_global_admin AND email = $1",
+                                  "ann@shared.test"),
                  0);
 
     cr_assert_eq(cli((const char *const[]){"create", "--email", "Ann@Shared.TEST", "--tenant",
@@ -610,15 +537,19 @@ Test(admin, cli_create_promotes_a_user)
                  0, "%s", out);
     HAS(out, "Promoted");
     HAS(out, beta.uid);
-    cr_assert_eq(
-        count_bypass("SELECT count(*) FROM users WHERE is_global_admin AND id = $1", beta.uid), 1);
-    cr_assert_eq(
-        count_bypass("SELECT count(*) FROM users WHERE is_global_admin AND id = $1", acme.uid), 0,
-        "only the chosen tenant's user");
-    cr_assert_eq(count_bypass("SELECT count(*) FROM audit_logs WHERE action ="
-                              " 'admin.global_admin_grant' AND resource_id = $1"
-                              " AND actor_id IS NULL",
-                              beta.uid),
+    cr_assert_eq(dbt_count_bypass(t.db,
+                                  "SELECT count(*) FROM users WHERE is_global_admin AND id = $1",
+                                  beta.uid),
+                 1);
+    cr_assert_eq(dbt_count_bypass(t.db,
+                                  "SELECT count(*) FROM users WHERE is_global_admin AND id = $1",
+                                  acme.uid),
+                 0, "only the chosen tenant's user");
+    cr_assert_eq(dbt_count_bypass(t.db,
+                                  "SELECT count(*) FROM audit_logs WHERE action ="
+                                  " 'admin.global_admin_grant' AND resource_id = $1"
+                                  " AND actor_id IS NULL",
+                                  beta.uid),
                  1);
     /* it applies at once, to the session the user already has */
     cr_assert_eq(req("GET", "/api/v1/admin/tenants", beta.token, NULL), 200);

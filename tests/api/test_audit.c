@@ -6,14 +6,12 @@
 
 #include <criterion/criterion.h>
 
+#include "accounts.h"
 #include "dbtest.h"
-#include "lib/jwt.h"
 #include "repos/audit.h"
 #include "repos/roles.h"
-#include "repos/sessions.h"
 #include "repos/tenants.h"
 #include "repos/users.h"
-#include "services/auth.h"
 #include "support.h"
 
 static struct tenv t;
@@ -31,27 +29,10 @@ TestSuite(audit, .init = setup, .fini = teardown, .timeout = 60);
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static struct db_conn *bypass(void)
-{
-    struct db_conn *c = dbt_acquire(t.db);
-    db_set_rls_bypass(c, true);
-    return c;
-}
-
-static void make_tenant(const char *name, char id[37])
-{
-    struct db_conn *c = bypass();
-    char slug[64];
-    uuid_v7(id);
-    cr_assert_eq(tenants_create(c, id, name, slug), 0, "%s", db_errmsg(c));
-    cr_assert_eq(roles_seed_system(c, id), 0, "%s", db_errmsg(c));
-    db_release(c);
-}
-
 /* A user with a system role (NULL: none, so no permissions at all). */
 static void make_user(const char *tid, const char *email, const char *role, char id[37])
 {
-    struct db_conn *c = bypass();
+    struct db_conn *c = dbt_bypass(t.db);
     uuid_v7(id);
     struct user_new u = {.id = id, .tenant_id = tid, .email = email, .status = "active"};
     cr_assert_eq(users_create(c, &u), 0, "%s", db_errmsg(c));
@@ -60,43 +41,11 @@ static void make_user(const char *tid, const char *email, const char *role, char
     db_release(c);
 }
 
-/* An access token of a fresh session, as sign-in would issue it. */
-static void mint(const char *uid, const char *tid, char out[4096])
-{
-    struct db_conn *c = bypass();
-    char sid[37], not_after[32];
-    int64_t now = auth_now();
-    auth_iso(now + 3600, not_after);
-    struct session_new s = {.tenant_id = tid,
-                            .user_id = uid,
-                            .aal = "aal1",
-                            .amr_json = "[\"pwd\"]",
-                            .not_after = not_after};
-    cr_assert_eq(sessions_create(c, &s, sid), 0, "%s", db_errmsg(c));
-    db_release(c);
-    struct jwt_claims cl = {.sub = (char *)uid,
-                            .tid = (char *)tid,
-                            .role = "owner",
-                            .pv = -1,
-                            .sid = sid,
-                            .aal = "aal1",
-                            .iat = now,
-                            .exp = now + 900,
-                            .iss = t.cfg.api_url,
-                            .aud = AUTH_AUDIENCE};
-    char *tok = NULL;
-    cr_assert_eq(
-        jwt_sign(&cl, (const unsigned char *)t.cfg.jwt_secret, strlen(t.cfg.jwt_secret), &tok),
-        JWT_OK);
-    snprintf(out, 4096, "%s", tok);
-    free(tok);
-}
-
 /* One audit row with a chosen time (NULL fields stay NULL). */
 static void put_row(const char *tid, const char *actor, const char *action, const char *rtype,
                     const char *rid, const char *at, char id[37])
 {
-    struct db_conn *c = bypass();
+    struct db_conn *c = dbt_bypass(t.db);
     char own[37];
     if (!id)
         id = own;
@@ -111,31 +60,9 @@ static void put_row(const char *tid, const char *actor, const char *action, cons
     db_release(c);
 }
 
-/* A request with an optional bearer token, an optional extra header and an optional JSON body;
- * returns the status, the parsed body in *out (when out is not NULL). */
-static int req_h(const char *method, const char *path, const char *token, const char *extra,
-                 const char *body, json_t **out)
-{
-    char auth[4200];
-    const char *h[4] = {"Content-Type: application/json", NULL, NULL, NULL};
-    size_t n = 1;
-    if (token) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-        h[n++] = auth;
-    }
-    if (extra)
-        h[n++] = extra;
-    struct ctx *c = app_request(t.app, method, path, h, body, body ? strlen(body) : 0);
-    int st = c->res.status;
-    if (out)
-        *out = ctx_body_json(c);
-    app_ctx_free(c);
-    return st;
-}
-
 static int req(const char *method, const char *path, const char *token, json_t **out)
 {
-    return req_h(method, path, token, NULL, NULL, out);
+    return api_req(t.app, method, path, token, NULL, out);
 }
 
 static const char *jstr(json_t *o, const char *k)
@@ -174,9 +101,9 @@ struct owner {
 
 static void owner_of(const char *tenant, const char *email, struct owner *o)
 {
-    make_tenant(tenant, o->tid);
+    accounts_make_tenant(t.db, tenant, o->tid, NULL);
     make_user(o->tid, email, "owner", o->uid);
-    mint(o->uid, o->tid, o->token);
+    accounts_mint_token(&t, o->uid, o->tid, o->token);
 }
 
 /* ---- tests -------------------------------------------------------------------------------- */
@@ -319,10 +246,10 @@ Test(audit, rows_of_real_actions)
     struct owner a;
     owner_of("Acme", "owner@acme.test", &a);
     char second[4096];
-    mint(a.uid, a.tid, second);
+    accounts_mint_token(&t, a.uid, a.tid, second);
     json_t *r;
-    cr_assert_eq(req_h("POST", "/api/v1/auth/logout", a.token, "User-Agent: audit-test/1.0",
-                       "{\"scope\":\"local\"}", NULL),
+    cr_assert_eq(api_req_h(t.app, "POST", "/api/v1/auth/logout", a.token,
+                           "User-Agent: audit-test/1.0", "{\"scope\":\"local\"}", NULL),
                  204);
     cr_assert_eq(req("GET", "/api/v1/audit?action=auth.*", second, &r), 200);
     cr_assert_eq(pag(r, "total"), 1);
@@ -369,7 +296,7 @@ Test(audit, needs_a_token_and_the_permission)
         char email[64], uid[37], tok[4096];
         snprintf(email, sizeof(email), "u%zu@acme.test", i);
         make_user(a.tid, email, roles[i].role, uid);
-        mint(uid, a.tid, tok);
+        accounts_mint_token(&t, uid, a.tid, tok);
         for (size_t k = 0; k < ARRAY_LEN(paths); k++) {
             cr_assert_eq(req("GET", paths[k], tok, &r), roles[i].status, "%s %s",
                          roles[i].role ? roles[i].role : "(none)", paths[k]);
@@ -417,14 +344,14 @@ Test(audit, other_tenants_rows_are_invisible)
     json_decref(r);
 
     /* a global admin reads another tenant's log by naming it */
-    struct db_conn *c = bypass();
+    struct db_conn *c = dbt_bypass(t.db);
     cr_assert_eq(db_exec(c, "UPDATE users SET is_global_admin = $2 WHERE id = $1",
                          DB_ARGS(DB_TEXT(a.uid), DB_BOOL(true))),
                  1, "%s", db_errmsg(c));
     db_release(c);
     char hdr[80];
     snprintf(hdr, sizeof(hdr), "X-Tenant-ID: %s", b.tid);
-    cr_assert_eq(req_h("GET", "/api/v1/audit", a.token, hdr, NULL, &r), 200);
+    cr_assert_eq(api_req_h(t.app, "GET", "/api/v1/audit", a.token, hdr, NULL, &r), 200);
     cr_assert_eq(pag(r, "total"), 2);
     cr_assert_str_eq(jstr(item(r, 1), "id"), theirs);
     json_decref(r);

@@ -7,7 +7,9 @@
 #include "dbtest.h"
 #include "lib/jwt.h"
 #include "lib/password.h"
+#include "repos/roles.h"
 #include "repos/sessions.h"
+#include "repos/tenants.h"
 #include "services/auth.h"
 
 static void copy(char *dst, size_t n, json_t *v)
@@ -87,6 +89,16 @@ void accounts_user_with_role(const struct tenv *t, const struct account *owner, 
     accounts_create_user(t->db, owner->tenant_id, email, NULL, role, id);
     int st = accounts_login(t->app, email, NULL, out);
     cr_assert_eq(st, 200, "login %s: %d", email, st);
+}
+
+void accounts_make_tenant(struct db *db, const char *name, char id[37], char slug[64])
+{
+    struct db_conn *c = dbt_bypass(db);
+    char own[64];
+    uuid_v7(id);
+    cr_assert_eq(tenants_create(c, id, name, slug ? slug : own), 0, "%s", db_errmsg(c));
+    cr_assert_eq(roles_seed_system(c, id), 0, "%s", db_errmsg(c));
+    db_release(c);
 }
 
 void accounts_mint_token(const struct tenv *t, const char *uid, const char *tid, char out[4096])

@@ -39,6 +39,10 @@ void accounts_create_user(struct db *db, const char *tenant_id, const char *emai
 void accounts_user_with_role(const struct tenv *t, const struct account *owner, const char *email,
                              const char *role, struct account *out);
 
+/* A tenant called name with its system roles, made directly (no owner); its id in id and, when
+ * slug is not NULL, its slug. */
+void accounts_make_tenant(struct db *db, const char *name, char id[37], char slug[64]);
+
 /* An access token (role claim "owner") of a fresh session of uid in tid, signed with the app's
  * secret as sign-in would issue it. */
 void accounts_mint_token(const struct tenv *t, const char *uid, const char *tid, char out[4096]);
