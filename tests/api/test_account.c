@@ -5,6 +5,7 @@
 
 #include <criterion/criterion.h>
 
+#include "accounts.h"
 #include "jobtest.h"
 #include "services/mailer.h"
 #include "support.h"
@@ -29,14 +30,9 @@ static int req(const char *method, const char *path, const char *token, const ch
 
 static void signup(const char *email, char access[4096])
 {
-    char body[256];
-    snprintf(body, sizeof(body),
-             "{\"email\":\"%s\",\"password\":\"correct horse battery\",\"tenantName\":\"T\"}",
-             email);
-    json_t *r;
-    cr_assert_eq(req("POST", "/api/v1/auth/signup", NULL, body, &r), 201);
-    snprintf(access, 4096, "%s", json_string_value(json_object_get(r, "accessToken")));
-    json_decref(r);
+    struct account a;
+    accounts_signup(t.app, email, NULL, &a);
+    snprintf(access, 4096, "%s", a.access);
 }
 
 /* The token in the newest outbox message of this kind to this address ("" if none), and how
@@ -81,13 +77,6 @@ static size_t outbox_token_kind(const char *to, const char *kind)
     return n;
 }
 
-static int login(const char *email, const char *pw)
-{
-    char body[256];
-    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"%s\"}", email, pw);
-    return req("POST", "/api/v1/auth/login", NULL, body, NULL);
-}
-
 Test(account, forgot_does_not_enumerate_and_reset_ends_sessions)
 {
     char access[4096], token[128], body[256];
@@ -110,8 +99,8 @@ Test(account, forgot_does_not_enumerate_and_reset_ends_sessions)
     cr_assert_eq(req("POST", "/api/v1/auth/password/reset", NULL, body, NULL), 204);
     cr_assert_eq(req("GET", "/api/v1/users/me", access, NULL, NULL), 401,
                  "a reset ends every session");
-    cr_assert_eq(login("pat@example.com", "correct horse battery"), 401);
-    cr_assert_eq(login("pat@example.com", "a brand new secret"), 200);
+    cr_assert_eq(accounts_login(t.app, "pat@example.com", "correct horse battery", NULL), 401);
+    cr_assert_eq(accounts_login(t.app, "pat@example.com", "a brand new secret", NULL), 200);
     cr_assert_eq(outbox_token_kind("pat@example.com", "security_alert"), 1);
     json_t *r;
     cr_assert_eq(req("POST", "/api/v1/auth/password/reset", NULL, body, &r), 400, "single use");
@@ -141,7 +130,7 @@ Test(account, change_keeps_this_session_and_ends_the_others)
     cr_assert_eq(req("POST", "/api/v1/auth/password/change", a1, body, NULL), 204);
     cr_assert_eq(req("GET", "/api/v1/users/me", a1, NULL, NULL), 200);
     cr_assert_eq(req("GET", "/api/v1/users/me", a2, NULL, NULL), 401);
-    cr_assert_eq(login("quinn@example.com", "a brand new secret"), 200);
+    cr_assert_eq(accounts_login(t.app, "quinn@example.com", "a brand new secret", NULL), 200);
     cr_assert_eq(outbox_token_kind("quinn@example.com", "security_alert"), 1,
                  "the owner hears about the change");
 }

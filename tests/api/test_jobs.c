@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #define ZYGO_JOBS_INTERNAL 1
+#include "accounts.h"
 #include "dbtest.h"
 #include "jobs/queue.h"
 #include "support.h"
@@ -52,34 +53,11 @@ static struct db_conn *bypass(void)
     return c;
 }
 
-struct member {
-    char token[4096];
-    char uid[37];
-    char tid[37];
-};
-
-static void signup(const char *email, struct member *m)
-{
-    char body[256];
-    snprintf(body, sizeof(body),
-             "{\"email\":\"%s\",\"password\":\"correct horse battery\",\"tenantName\":\"T\"}",
-             email);
-    json_t *r;
-    cr_assert_eq(api_req(t.app, "POST", "/api/v1/auth/signup", NULL, body, &r), 201);
-    snprintf(m->token, sizeof(m->token), "%s",
-             json_string_value(json_object_get(r, "accessToken")));
-    snprintf(m->uid, sizeof(m->uid), "%s",
-             json_string_value(json_object_get(json_object_get(r, "user"), "id")));
-    snprintf(m->tid, sizeof(m->tid), "%s",
-             json_string_value(json_object_get(json_object_get(r, "tenant"), "id")));
-    json_decref(r);
-}
-
-static void make_global_admin(const struct member *m)
+static void make_global_admin(const struct account *m)
 {
     struct db_conn *c = bypass();
     cr_assert_eq(db_exec(c, "UPDATE users SET is_global_admin = $2 WHERE id = $1",
-                         DB_ARGS(DB_TEXT(m->uid), DB_BOOL(true))),
+                         DB_ARGS(DB_TEXT(m->user_id), DB_BOOL(true))),
                  1, "%s", db_errmsg(c));
     db_release(c);
 }
@@ -136,12 +114,12 @@ static int64_t count_bypass(const char *sql, const char *arg)
 
 Test(jobs_api, a_tenant_sees_its_own_jobs_only)
 {
-    struct member a, b;
-    signup("ann@a.example", &a);
-    signup("bob@b.example", &b);
+    struct account a, b;
+    accounts_signup(t.app, "ann@a.example", NULL, &a);
+    accounts_signup(t.app, "bob@b.example", NULL, &b);
     char mine[JOB_ID_MAX], theirs[JOB_ID_MAX], sys[JOB_ID_MAX];
-    enqueue("notifications", a.tid, "{\"secret\":\"payload\"}", NULL, mine);
-    enqueue("notifications", b.tid, NULL, NULL, theirs);
+    enqueue("notifications", a.tenant_id, "{\"secret\":\"payload\"}", NULL, mine);
+    enqueue("notifications", b.tenant_id, NULL, NULL, theirs);
     enqueue("notifications", NULL, NULL, NULL, sys);
     char path[256];
     json_t *r;
@@ -150,11 +128,11 @@ Test(jobs_api, a_tenant_sees_its_own_jobs_only)
     cr_assert_eq(api_req(t.app, "GET", path, NULL, NULL, &r), 401);
     cr_assert_str_eq(jstr(r, "error"), "AUTH_UNAUTHORIZED");
     json_decref(r);
-    cr_assert_eq(api_req(t.app, "GET", path, a.token, NULL, &r), 200);
+    cr_assert_eq(api_req(t.app, "GET", path, a.access, NULL, &r), 200);
     cr_assert_str_eq(jstr(r, "id"), mine);
     cr_assert_str_eq(jstr(r, "queue"), "notifications");
     cr_assert_str_eq(jstr(r, "state"), "waiting");
-    cr_assert_str_eq(jstr(r, "tenantId"), a.tid);
+    cr_assert_str_eq(jstr(r, "tenantId"), a.tenant_id);
     cr_assert_eq(jint(r, "maxAttempts"), 3);
     cr_assert_eq(jint(r, "progress"), 0);
     cr_assert_null(json_object_get(r, "data"));
@@ -167,13 +145,13 @@ Test(jobs_api, a_tenant_sees_its_own_jobs_only)
     const char *others[] = {theirs, sys, "no-such-job", "0192f0c1-7a3b-7c4d-8e5f-0123456789ab"};
     for (size_t i = 0; i < ARRAY_LEN(others); i++) {
         snprintf(path, sizeof(path), "/api/v1/jobs/%s", others[i]);
-        cr_assert_eq(api_req(t.app, "GET", path, a.token, NULL, &r), 404, "%s", others[i]);
+        cr_assert_eq(api_req(t.app, "GET", path, a.access, NULL, &r), 404, "%s", others[i]);
         cr_assert_str_eq(jstr(r, "error"), "RESOURCE_NOT_FOUND");
         json_decref(r);
     }
     char longid[300] = "/api/v1/jobs/";
     memset(longid + strlen(longid), 'x', 129);
-    cr_assert_eq(api_req(t.app, "GET", longid, a.token, NULL, &r), 400);
+    cr_assert_eq(api_req(t.app, "GET", longid, a.access, NULL, &r), 400);
     cr_assert_str_eq(jstr(r, "error"), "VALIDATION_ERROR");
     json_decref(r);
 }
@@ -196,10 +174,10 @@ static const struct job_queue_def api_q[] = {{.name = "api-work", .process = api
 
 Test(jobs_api, admin_endpoints_are_for_global_admins_only)
 {
-    struct member owner;
-    signup("owner@a.example", &owner);
+    struct account owner;
+    accounts_signup(t.app, "owner@a.example", NULL, &owner);
     char id[JOB_ID_MAX];
-    enqueue("notifications", owner.tid, NULL, NULL, id);
+    enqueue("notifications", owner.tenant_id, NULL, NULL, id);
     char get[200], retry[200], cancel[200];
     snprintf(get, sizeof(get), "/api/v1/admin/jobs/%s", id);
     snprintf(retry, sizeof(retry), "/api/v1/admin/jobs/%s/retry", id);
@@ -215,7 +193,7 @@ Test(jobs_api, admin_endpoints_are_for_global_admins_only)
     for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
         cr_assert_eq(api_req(t.app, routes[i].method, routes[i].path, NULL, NULL, &r), 401);
         json_decref(r);
-        cr_assert_eq(api_req(t.app, routes[i].method, routes[i].path, owner.token, NULL, &r), 403,
+        cr_assert_eq(api_req(t.app, routes[i].method, routes[i].path, owner.access, NULL, &r), 403,
                      "%s %s", routes[i].method, routes[i].path);
         cr_assert_str_eq(jstr(r, "error"), "AUTH_FORBIDDEN");
         json_decref(r);
@@ -227,14 +205,14 @@ Test(jobs_api, admin_endpoints_are_for_global_admins_only)
 
 Test(jobs_api, an_admin_lists_queues_and_failed_jobs_and_retries_and_cancels)
 {
-    struct member root, acme;
-    signup("root@ops.example", &root);
+    struct account root, acme;
+    accounts_signup(t.app, "root@ops.example", NULL, &root);
     make_global_admin(&root);
-    signup("owner@acme.example", &acme);
+    accounts_signup(t.app, "owner@acme.example", NULL, &acme);
     jobs_queues_register(api_q, 1);
     char failed[3][JOB_ID_MAX], waiting[JOB_ID_MAX];
     for (int i = 0; i < 3; i++)
-        enqueue("api-work", i == 0 ? acme.tid : NULL, NULL, NULL, failed[i]);
+        enqueue("api-work", i == 0 ? acme.tenant_id : NULL, NULL, NULL, failed[i]);
     char err[256];
     struct job_env env = {.cfg = &t.cfg, .db = t.db};
     struct job_runner_options o = {.poll_ms = 10, .sweep_interval_ms = 60000};
@@ -242,10 +220,10 @@ Test(jobs_api, an_admin_lists_queues_and_failed_jobs_and_retries_and_cancels)
     cr_assert_not_null(r, "%s", err);
     for (int i = 0; i < 3; i++)
         cr_assert(wait_state(failed[i], "failed", 5000));
-    enqueue("archive", acme.tid, NULL, NULL, waiting);
+    enqueue("archive", acme.tenant_id, NULL, NULL, waiting);
 
     json_t *res;
-    cr_assert_eq(api_req(t.app, "GET", "/api/v1/admin/jobs/queues", root.token, NULL, &res), 200);
+    cr_assert_eq(api_req(t.app, "GET", "/api/v1/admin/jobs/queues", root.access, NULL, &res), 200);
     json_t *data = json_object_get(res, "data"), *q;
     size_t i;
     bool seen_work = false, seen_archive = false;
@@ -268,8 +246,8 @@ Test(jobs_api, an_admin_lists_queues_and_failed_jobs_and_retries_and_cancels)
     cr_assert(seen_work && seen_archive);
     json_decref(res);
 
-    cr_assert_eq(api_req(t.app, "GET", "/api/v1/admin/jobs/failed?limit=2", root.token, NULL, &res),
-                 200);
+    cr_assert_eq(
+        api_req(t.app, "GET", "/api/v1/admin/jobs/failed?limit=2", root.access, NULL, &res), 200);
     cr_assert_eq(json_array_size(json_object_get(res, "data")), 2);
     json_t *pag = json_object_get(res, "pagination");
     cr_assert_eq(jint(pag, "total"), 3);
@@ -277,20 +255,20 @@ Test(jobs_api, an_admin_lists_queues_and_failed_jobs_and_retries_and_cancels)
     cr_assert_str_eq(jstr(json_array_get(json_object_get(res, "data"), 0), "error"),
                      "upstream refused");
     json_decref(res);
-    cr_assert_eq(api_req(t.app, "GET", "/api/v1/admin/jobs/failed?queue=notifications", root.token,
+    cr_assert_eq(api_req(t.app, "GET", "/api/v1/admin/jobs/failed?queue=notifications", root.access,
                          NULL, &res),
                  200);
     cr_assert_eq(json_array_size(json_object_get(res, "data")), 0);
     json_decref(res);
-    cr_assert_eq(api_req(t.app, "GET", "/api/v1/admin/jobs/failed?limit=0", root.token, NULL, &res),
-                 400);
+    cr_assert_eq(
+        api_req(t.app, "GET", "/api/v1/admin/jobs/failed?limit=0", root.access, NULL, &res), 400);
     json_decref(res);
 
     /* retry: back to waiting with a fresh set of attempts, audited, then run */
     atomic_store(&api_fail, false);
     char path[256];
     snprintf(path, sizeof(path), "/api/v1/admin/jobs/%s/retry", failed[0]);
-    cr_assert_eq(api_req(t.app, "POST", path, root.token, NULL, &res), 200);
+    cr_assert_eq(api_req(t.app, "POST", path, root.access, NULL, &res), 200);
     cr_assert(strcmp(jstr(res, "state"), "waiting") == 0 ||
                   strcmp(jstr(res, "state"), "active") == 0 ||
                   strcmp(jstr(res, "state"), "completed") == 0,
@@ -301,20 +279,20 @@ Test(jobs_api, an_admin_lists_queues_and_failed_jobs_and_retries_and_cancels)
                               " AND resource_id = $1",
                               failed[0]),
                  1);
-    cr_assert_eq(api_req(t.app, "POST", path, root.token, NULL, &res), 409, "completed already");
+    cr_assert_eq(api_req(t.app, "POST", path, root.access, NULL, &res), 409, "completed already");
     cr_assert_str_eq(jstr(res, "error"), "RESOURCE_CONFLICT");
     json_decref(res);
-    cr_assert_eq(api_req(t.app, "POST", "/api/v1/admin/jobs/nope/retry", root.token, NULL, &res),
+    cr_assert_eq(api_req(t.app, "POST", "/api/v1/admin/jobs/nope/retry", root.access, NULL, &res),
                  404);
     json_decref(res);
     job_runner_stop(r, 5);
 
     /* cancel: a waiting job ends at once; a second cancel conflicts */
     snprintf(path, sizeof(path), "/api/v1/admin/jobs/%s/cancel", waiting);
-    cr_assert_eq(api_req(t.app, "POST", path, root.token, NULL, &res), 200);
+    cr_assert_eq(api_req(t.app, "POST", path, root.access, NULL, &res), 200);
     cr_assert_str_eq(jstr(res, "state"), "cancelled");
     json_decref(res);
-    cr_assert_eq(api_req(t.app, "POST", path, root.token, NULL, &res), 409);
+    cr_assert_eq(api_req(t.app, "POST", path, root.access, NULL, &res), 409);
     json_decref(res);
     cr_assert_eq(count_bypass("SELECT count(*) FROM audit_logs WHERE action = 'admin.job_cancel'"
                               " AND resource_id = $1",
@@ -322,10 +300,10 @@ Test(jobs_api, an_admin_lists_queues_and_failed_jobs_and_retries_and_cancels)
                  1);
     /* any job, system ones included */
     snprintf(path, sizeof(path), "/api/v1/admin/jobs/%s", failed[1]);
-    cr_assert_eq(api_req(t.app, "GET", path, root.token, NULL, &res), 200);
+    cr_assert_eq(api_req(t.app, "GET", path, root.access, NULL, &res), 200);
     cr_assert(json_is_null(json_object_get(res, "tenantId")));
     json_decref(res);
-    cr_assert_eq(api_req(t.app, "GET", "/api/v1/admin/jobs/nope", root.token, NULL, &res), 404);
+    cr_assert_eq(api_req(t.app, "GET", "/api/v1/admin/jobs/nope", root.access, NULL, &res), 404);
     json_decref(res);
     jobs_queues_unregister(api_q);
 }

@@ -6,6 +6,7 @@
 
 #include <criterion/criterion.h>
 
+#include "accounts.h"
 #include "dbtest.h"
 #include "jobs/queue.h"
 #include "lib/jwt.h"
@@ -24,29 +25,6 @@ static void teardown(void)
     tenv_teardown(&t);
 }
 TestSuite(matrix, .init = setup, .fini = teardown, .timeout = 60);
-
-struct owner {
-    char access[4096];
-    char user[37];
-    char tenant[37];
-};
-
-static void signup(const char *email, struct owner *o)
-{
-    char body[256];
-    snprintf(body, sizeof(body),
-             "{\"email\":\"%s\",\"password\":\"correct horse battery\",\"tenantName\":\"T\"}",
-             email);
-    json_t *r;
-    cr_assert_eq(api_req(t.app, "POST", "/api/v1/auth/signup", NULL, body, &r), 201);
-    snprintf(o->access, sizeof(o->access), "%s",
-             json_string_value(json_object_get(r, "accessToken")));
-    snprintf(o->user, sizeof(o->user), "%s",
-             json_string_value(json_object_get(json_object_get(r, "user"), "id")));
-    snprintf(o->tenant, sizeof(o->tenant), "%s",
-             json_string_value(json_object_get(json_object_get(r, "tenant"), "id")));
-    json_decref(r);
-}
 
 /* One id of tenant B from a query run with the bypass. */
 static void b_id(const char *sql, const char *tenant, char out[37])
@@ -103,9 +81,9 @@ static bool exempt(const char *path)
 
 Test(matrix, another_tenants_ids_are_404_on_every_route)
 {
-    struct owner a, b;
-    signup("alice@a.example", &a);
-    signup("bob@b.example", &b);
+    struct account a, b;
+    accounts_signup(t.app, "alice@a.example", NULL, &a);
+    accounts_signup(t.app, "bob@b.example", NULL, &b);
     /* tenant B's objects: a custom role, a second user holding it, a session, audit rows */
     json_t *r;
     cr_assert_eq(api_req(t.app, "POST", "/api/v1/roles", b.access,
@@ -119,13 +97,13 @@ Test(matrix, another_tenants_ids_are_404_on_every_route)
                  201);
     snprintf(user_b, sizeof(user_b), "%s", json_string_value(json_object_get(r, "id")));
     json_decref(r);
-    b_id("SELECT id FROM sessions WHERE tenant_id = $1", b.tenant, session_b);
-    b_id("SELECT id FROM audit_logs WHERE tenant_id = $1", b.tenant, audit_b);
-    b_id("SELECT id FROM roles WHERE tenant_id = $1 AND name = 'member'", a.tenant, role_a);
+    b_id("SELECT id FROM sessions WHERE tenant_id = $1", b.tenant_id, session_b);
+    b_id("SELECT id FROM audit_logs WHERE tenant_id = $1", b.tenant_id, audit_b);
+    b_id("SELECT id FROM roles WHERE tenant_id = $1 AND name = 'member'", a.tenant_id, role_a);
     char job_b[JOB_ID_MAX];
     struct db_conn *jc = dbt_acquire(t.db);
     db_set_rls_bypass(jc, true);
-    cr_assert_eq(jobs_enqueue(jc, "notifications", NULL, b.tenant, NULL, NULL, job_b), 0);
+    cr_assert_eq(jobs_enqueue(jc, "notifications", NULL, b.tenant_id, NULL, NULL, job_b), 0);
     db_release(jc);
     char wf_b[37], exec_b[37];
     cr_assert_eq(api_req(t.app, "POST", "/api/v1/workflows", b.access,
@@ -219,14 +197,14 @@ Test(matrix, another_tenants_ids_are_404_on_every_route)
  * one whose token is forged, expired or unsigned (alg "none"). */
 Test(matrix, every_authenticated_route_refuses_bad_tokens)
 {
-    struct owner a;
-    signup("ann@a.example", &a);
+    struct account a;
+    accounts_signup(t.app, "ann@a.example", NULL, &a);
     const char *secret = "another-secret-of-at-least-32-bytes!!";
-    struct jwt_claims cl = {.sub = a.user,
-                            .tid = a.tenant,
+    struct jwt_claims cl = {.sub = a.user_id,
+                            .tid = a.tenant_id,
                             .role = "owner",
                             .pv = -1,
-                            .sid = a.user,
+                            .sid = a.user_id,
                             .aal = "aal1",
                             .iat = auth_now(),
                             .exp = auth_now() + 600,

@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <liboath/oath.h>
 
+#include "accounts.h"
 #include "lib/jwt.h"
 #include "lib/totp.h"
 #include "services/auth.h"
@@ -38,15 +39,9 @@ struct user {
 
 static void signup(const char *email, struct user *u)
 {
-    char body[256];
-    snprintf(body, sizeof(body),
-             "{\"email\":\"%s\",\"password\":\"correct horse battery\",\"tenantName\":\"T\"}",
-             email);
-    json_t *r;
-    cr_assert_eq(req("POST", "/api/v1/auth/signup", NULL, body, &r), 201);
-    snprintf(u->access, sizeof(u->access), "%s",
-             json_string_value(json_object_get(r, "accessToken")));
-    json_decref(r);
+    struct account a;
+    accounts_signup(t.app, email, NULL, &a);
+    snprintf(u->access, sizeof(u->access), "%s", a.access);
 }
 
 static void code_at(const struct user *u, int64_t offset, char out[7])

@@ -4,8 +4,7 @@
 
 #include <criterion/criterion.h>
 
-#include "dbtest.h"
-#include "lib/password.h"
+#include "accounts.h"
 #include "routes/routes.h"
 #include "support.h"
 
@@ -60,48 +59,16 @@ static void teardown(void)
 }
 TestSuite(rbac, .init = setup, .fini = teardown);
 
+/* The owner's token (email NULL), or that of a new user of the owner's tenant with role. */
 static void token_for(const char *email, const char *role, char access[4096])
 {
-    static char owner[4096];
-    static char tenant[37];
-    json_t *r;
-    if (!owner[0]) {
-        cr_assert_eq(api_req(t.app, "POST", "/api/v1/auth/signup", NULL,
-                             "{\"email\":\"own@r.example\",\"password\":\"correct horse battery\","
-                             "\"tenantName\":\"R\"}",
-                             &r),
-                     201);
-        snprintf(owner, sizeof(owner), "%s", json_string_value(json_object_get(r, "accessToken")));
-        snprintf(tenant, sizeof(tenant), "%s",
-                 json_string_value(json_object_get(json_object_get(r, "tenant"), "id")));
-        json_decref(r);
-    }
-    if (!email) {
-        snprintf(access, 4096, "%s", owner);
-        return;
-    }
-    char hash[PASSWORD_HASH_MAX], id[37], body[256];
-    cr_assert_eq(password_hash("correct horse battery", hash), 0);
-    struct db_conn *c = dbt_acquire(t.db);
-    db_set_rls_bypass(c, true);
-    uuid_v7(id);
-    cr_assert_eq(db_exec(c,
-                         "INSERT INTO users (id, tenant_id, email, status, password_hash)"
-                         " VALUES ($1, $2, $3, 'active', $4)",
-                         DB_ARGS(DB_TEXT(id), DB_TEXT(tenant), DB_TEXT(email), DB_TEXT(hash))),
-                 1);
-    if (role)
-        cr_assert_eq(db_exec(c,
-                             "INSERT INTO user_roles (user_id, role_id, tenant_id) SELECT $1, id,"
-                             " tenant_id FROM roles WHERE tenant_id = $2 AND name = $3",
-                             DB_ARGS(DB_TEXT(id), DB_TEXT(tenant), DB_TEXT(role))),
-                     1);
-    db_release(c);
-    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"correct horse battery\"}",
-             email);
-    cr_assert_eq(api_req(t.app, "POST", "/api/v1/auth/login", NULL, body, &r), 200);
-    snprintf(access, 4096, "%s", json_string_value(json_object_get(r, "accessToken")));
-    json_decref(r);
+    static struct account owner;
+    if (!owner.access[0])
+        accounts_signup(t.app, "own@r.example", "R", &owner);
+    struct account a = owner;
+    if (email)
+        accounts_user_with_role(&t, &owner, email, role, &a);
+    snprintf(access, 4096, "%s", a.access);
 }
 
 Test(rbac, any_of_a_list_a_rule_and_both)

@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 
+#include "accounts.h"
 #include "jobtest.h"
 #include "services/mailer.h"
 #include "support.h"
@@ -26,26 +27,6 @@ static int req(const char *method, const char *path, const char *token, const ch
     return api_req(t.app, method, path, token, body, out);
 }
 
-struct who {
-    char access[4096];
-    char id[37];
-};
-
-static void signup(const char *email, struct who *w)
-{
-    char body[256];
-    snprintf(body, sizeof(body),
-             "{\"email\":\"%s\",\"password\":\"correct horse battery\",\"tenantName\":\"T\"}",
-             email);
-    json_t *r;
-    cr_assert_eq(req("POST", "/api/v1/auth/signup", NULL, body, &r), 201);
-    snprintf(w->access, sizeof(w->access), "%s",
-             json_string_value(json_object_get(r, "accessToken")));
-    snprintf(w->id, sizeof(w->id), "%s",
-             json_string_value(json_object_get(json_object_get(r, "user"), "id")));
-    json_decref(r);
-}
-
 static void invitation_token(const char *to, char token[128])
 {
     json_t *msgs, *m;
@@ -66,8 +47,8 @@ static void invitation_token(const char *to, char token[128])
 }
 
 /* Invites email with role and accepts it; the invitee's session comes back in w. */
-static void invite_and_accept(const struct who *owner, const char *email, const char *role,
-                              struct who *w)
+static void invite_and_accept(const struct account *owner, const char *email, const char *role,
+                              struct account *w)
 {
     char body[256], token[128];
     snprintf(body, sizeof(body), "{\"email\":\"%s\",\"role\":\"%s\",\"firstName\":\"New\"}", email,
@@ -81,7 +62,7 @@ static void invite_and_accept(const struct who *owner, const char *email, const 
     cr_assert_eq(req("POST", "/api/v1/auth/invitations/accept", NULL, body, &r), 200);
     snprintf(w->access, sizeof(w->access), "%s",
              json_string_value(json_object_get(r, "accessToken")));
-    snprintf(w->id, sizeof(w->id), "%s",
+    snprintf(w->user_id, sizeof(w->user_id), "%s",
              json_string_value(json_object_get(json_object_get(r, "user"), "id")));
     cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r, "user"), "status")),
                      "active");
@@ -93,8 +74,8 @@ static void invite_and_accept(const struct who *owner, const char *email, const 
 
 Test(users, invite_accept_and_conflicts)
 {
-    struct who owner, member;
-    signup("boss@example.com", &owner);
+    struct account owner, member;
+    accounts_signup(t.app, "boss@example.com", NULL, &owner);
     invite_and_accept(&owner, "New@Example.com", "member", &member);
     json_t *r;
     cr_assert_eq(req("GET", "/api/v1/users/me", member.access, NULL, &r), 200);
@@ -115,11 +96,11 @@ Test(users, invite_accept_and_conflicts)
 
 Test(users, update_suspend_delete_and_their_sessions)
 {
-    struct who owner, member;
-    signup("ola@example.com", &owner);
+    struct account owner, member;
+    accounts_signup(t.app, "ola@example.com", NULL, &owner);
     invite_and_accept(&owner, "mo@example.com", "member", &member);
     char path[128];
-    snprintf(path, sizeof(path), "/api/v1/users/%s", member.id);
+    snprintf(path, sizeof(path), "/api/v1/users/%s", member.user_id);
     json_t *r;
     cr_assert_eq(req("PATCH", path, owner.access, "{\"firstName\":\"Mo\",\"phone\":null}", &r),
                  200);
@@ -146,11 +127,11 @@ Test(users, update_suspend_delete_and_their_sessions)
 
 Test(users, last_owner_and_cross_tenant)
 {
-    struct who owner, stranger;
-    signup("only@example.com", &owner);
-    signup("stranger@example.com", &stranger);
+    struct account owner, stranger;
+    accounts_signup(t.app, "only@example.com", NULL, &owner);
+    accounts_signup(t.app, "stranger@example.com", NULL, &stranger);
     char path[128];
-    snprintf(path, sizeof(path), "/api/v1/users/%s", owner.id);
+    snprintf(path, sizeof(path), "/api/v1/users/%s", owner.user_id);
     cr_assert_eq(req("DELETE", path, owner.access, NULL, NULL), 409);
     cr_assert_eq(req("PATCH", path, owner.access, "{\"status\":\"suspended\"}", NULL), 409);
     /* another tenant's user id: 404 on every route, never 403 */
@@ -165,8 +146,8 @@ Test(users, last_owner_and_cross_tenant)
 
 Test(users, own_profile)
 {
-    struct who w;
-    signup("pia@example.com", &w);
+    struct account w;
+    accounts_signup(t.app, "pia@example.com", NULL, &w);
     json_t *r;
     cr_assert_eq(req("PATCH", "/api/v1/users/me", w.access,
                      "{\"displayName\":\"Pia P.\",\"avatar\":\"https://img.example/p.png\"}", &r),

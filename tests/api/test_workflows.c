@@ -13,19 +13,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accounts.h"
 #include "dbtest.h"
 #include "fake_http.h"
 #include "jobs/processors.h"
 #include "jobtest.h"
-#include "lib/password.h"
 #include "repos/workflows.h"
 #include "services/mailer.h"
 #include "services/realtime.h"
 #include "services/workflow.h"
 #include "support.h"
 #include "ws_client.h"
-
-#define PASSWORD "correct horse battery"
 
 static struct tenv t;
 static struct fake_http *fh;
@@ -90,12 +88,6 @@ TestSuite(workflows, .init = setup, .fini = teardown, .timeout = 120);
 
 /* ---- requests -------------------------------------------------------------------------------- */
 
-struct who {
-    char access[4096];
-    char id[37];
-    char tenant[37];
-};
-
 static int req(const char *method, const char *path, const char *token, const char *body,
                json_t **out)
 {
@@ -138,60 +130,16 @@ static json_int_t jint(json_t *o, const char *k)
     return json_integer_value(json_object_get(o, k));
 }
 
-static void signup(const char *email, struct who *w)
-{
-    char body[256];
-    snprintf(body, sizeof(body),
-             "{\"email\":\"%s\",\"password\":\"" PASSWORD "\",\"tenantName\":\"T\"}", email);
-    json_t *r;
-    cr_assert_eq(req("POST", "/api/v1/auth/signup", NULL, body, &r), 201);
-    snprintf(w->access, sizeof(w->access), "%s", jstr(r, "accessToken"));
-    snprintf(w->id, sizeof(w->id), "%s", jstr(json_object_get(r, "user"), "id"));
-    snprintf(w->tenant, sizeof(w->tenant), "%s", jstr(json_object_get(r, "tenant"), "id"));
-    json_decref(r);
-}
-
-/* An active user of owner's tenant holding role, signed in. */
-static void add_user(const struct who *owner, const char *email, const char *role, struct who *w)
-{
-    char hash[PASSWORD_HASH_MAX];
-    cr_assert_eq(password_hash(PASSWORD, hash), 0);
-    uuid_v7(w->id);
-    snprintf(w->tenant, sizeof(w->tenant), "%s", owner->tenant);
-    struct db_conn *c = dbt_acquire(t.db);
-    db_set_rls_bypass(c, true);
-    cr_assert_eq(db_exec(c,
-                         "INSERT INTO users (id, tenant_id, email, status, password_hash)"
-                         " VALUES ($1, $2, $3, 'active', $4)",
-                         DB_ARGS(DB_TEXT(w->id), DB_TEXT(owner->tenant), DB_TEXT(email),
-                                 DB_TEXT(hash))),
-                 1, "%s", db_errmsg(c));
-    cr_assert_eq(db_exec(c,
-                         "INSERT INTO user_roles (user_id, role_id, tenant_id) SELECT $1, id,"
-                         " tenant_id FROM roles WHERE tenant_id = $2 AND name = $3",
-                         DB_ARGS(DB_TEXT(w->id), DB_TEXT(owner->tenant), DB_TEXT(role))),
-                 1, "%s", db_errmsg(c));
-    db_release(c);
-    char body[256];
-    snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"" PASSWORD "\"}", email);
-    json_t *r;
-    cr_assert_eq(req("POST", "/api/v1/auth/login", NULL, body, &r), 200);
-    snprintf(w->access, sizeof(w->access), "%s", jstr(r, "accessToken"));
-    json_decref(r);
-}
-
 static void sql(const char *q, const char *a)
 {
-    struct db_conn *c = dbt_acquire(t.db);
-    db_set_rls_bypass(c, true);
+    struct db_conn *c = dbt_bypass(t.db);
     cr_assert_geq(db_exec(c, q, DB_ARGS(DB_TEXT(a))), 0, "%s: %s", q, db_errmsg(c));
     db_release(c);
 }
 
 static int64_t count(const char *q, const char *a)
 {
-    struct db_conn *c = dbt_acquire(t.db);
-    db_set_rls_bypass(c, true);
+    struct db_conn *c = dbt_bypass(t.db);
     int64_t n = dbt_query_int(c, q, DB_ARGS(DB_TEXT(a)));
     db_release(c);
     return n;
@@ -203,7 +151,8 @@ static void sleep_ms(int ms)
 }
 
 /* Creates a workflow from its JSON body; its id (and secrets, when asked) come back. */
-static void create(const struct who *w, const char *body, char id[37], char *secret, char *token)
+static void create(const struct account *w, const char *body, char id[37], char *secret,
+                   char *token)
 {
     json_t *r;
     int st = req("POST", "/api/v1/workflows", w->access, body, &r);
@@ -219,7 +168,7 @@ static void create(const struct who *w, const char *body, char id[37], char *sec
 }
 
 /* POST /workflows/:id/execute; the execution id. */
-static void execute(const struct who *w, const char *wf, const char *body, char exec[37])
+static void execute(const struct account *w, const char *wf, const char *body, char exec[37])
 {
     char path[128];
     snprintf(path, sizeof(path), "/api/v1/workflows/%s/execute", wf);
@@ -230,7 +179,7 @@ static void execute(const struct who *w, const char *wf, const char *body, char 
     json_decref(r);
 }
 
-static json_t *get_exec(const struct who *w, const char *exec)
+static json_t *get_exec(const struct account *w, const char *exec)
 {
     char path[128];
     snprintf(path, sizeof(path), "/api/v1/executions/%s", exec);
@@ -240,7 +189,7 @@ static json_t *get_exec(const struct who *w, const char *exec)
 }
 
 /* Polls the execution until its status is `status` (or its step `step` is, when step >= 0). */
-static json_t *wait_exec(const struct who *w, const char *exec, const char *status, int step,
+static json_t *wait_exec(const struct account *w, const char *exec, const char *status, int step,
                          int timeout_ms)
 {
     for (int waited = 0;; waited += 20) {
@@ -300,8 +249,8 @@ static const char *const HTTP_STEP =
 
 Test(workflows, crud_with_versions)
 {
-    struct who o;
-    signup("owner@a.example", &o);
+    struct account o;
+    accounts_signup(t.app, "owner@a.example", NULL, &o);
     char body[1024], id[37], secret[64], token[64];
     snprintf(body, sizeof(body),
              "{\"name\":\"Nightly\",\"description\":\"sync\",\"steps\":[%s]}", HTTP_STEP);
@@ -396,7 +345,7 @@ static char *issues_of(json_t *r)
     return out;
 }
 
-static void refused(const struct who *w, const char *body, const char *path, const char *msg)
+static void refused(const struct account *w, const char *body, const char *path, const char *msg)
 {
     json_t *r;
     int st = req("POST", "/api/v1/workflows", w->access, body, &r);
@@ -412,8 +361,8 @@ static void refused(const struct who *w, const char *body, const char *path, con
 
 Test(workflows, validation_errors)
 {
-    struct who o;
-    signup("val@a.example", &o);
+    struct account o;
+    accounts_signup(t.app, "val@a.example", NULL, &o);
     refused(&o, "{\"name\":\"x\"}", "steps", "Required");
     refused(&o, "{\"name\":\"x\",\"steps\":[]}", "steps", "");
     refused(&o,
@@ -521,15 +470,15 @@ Test(workflows, validation_errors)
     cr_assert_eq(req("GET", path, o.access, NULL, &r), 200);
     cr_assert_eq(jint(r, "version"), 1, "nothing changed");
     json_decref(r);
-    cr_assert_eq(count("SELECT count(*) FROM workflows WHERE tenant_id = $1", o.tenant), 1);
+    cr_assert_eq(count("SELECT count(*) FROM workflows WHERE tenant_id = $1", o.tenant_id), 1);
 }
 
 Test(workflows, permissions)
 {
-    struct who o, viewer, member;
-    signup("perm@a.example", &o);
-    add_user(&o, "viewer@a.example", "viewer", &viewer);
-    add_user(&o, "member@a.example", "member", &member);
+    struct account o, viewer, member;
+    accounts_signup(t.app, "perm@a.example", NULL, &o);
+    accounts_user_with_role(&t, &o, "viewer@a.example", "viewer", &viewer);
+    accounts_user_with_role(&t, &o, "member@a.example", "member", &member);
     char id[37], body[512], path[160], exec[37];
     snprintf(body, sizeof(body),
              "{\"name\":\"p\",\"steps\":[{\"name\":\"w\",\"type\":\"delay\",\"config\":"
@@ -566,8 +515,8 @@ Test(workflows, permissions)
     cr_assert_eq(req("POST", "/api/v1/roles", o.access,
                      "{\"name\":\"billing-only\",\"permissions\":[\"canViewBilling\"]}", NULL),
                  201);
-    struct who billing;
-    add_user(&o, "billing@a.example", "billing-only", &billing);
+    struct account billing;
+    accounts_user_with_role(&t, &o, "billing@a.example", "billing-only", &billing);
     cr_assert_eq(req("GET", "/api/v1/workflows", billing.access, NULL, NULL), 403);
     cr_assert_eq(req("GET", path, billing.access, NULL, NULL), 403);
     snprintf(sub, sizeof(sub), "/api/v1/executions/%s", exec);
@@ -576,9 +525,9 @@ Test(workflows, permissions)
 
 Test(workflows, another_tenants_workflows_and_executions_are_404)
 {
-    struct who a, b;
-    signup("a@a.example", &a);
-    signup("b@b.example", &b);
+    struct account a, b;
+    accounts_signup(t.app, "a@a.example", NULL, &a);
+    accounts_signup(t.app, "b@b.example", NULL, &b);
     char wf_b[37], exec_b[37], body[512], path[200];
     snprintf(body, sizeof(body),
              "{\"name\":\"secret-b\",\"steps\":[{\"name\":\"w\",\"type\":\"delay\",\"config\":"
@@ -618,13 +567,13 @@ Test(workflows, another_tenants_workflows_and_executions_are_404)
     json_t *e = get_exec(&b, exec_b);
     cr_assert_str_eq(jstr(e, "status"), "queued");
     json_decref(e);
-    cr_assert_eq(count("SELECT count(*) FROM workflow_executions WHERE tenant_id = $1", b.tenant),
-                 1);
+    cr_assert_eq(
+        count("SELECT count(*) FROM workflow_executions WHERE tenant_id = $1", b.tenant_id), 1);
     /* the WebSocket room check */
     struct db_conn *c = dbt_acquire(t.db);
-    cr_assert(workflows_execution_visible(c, b.tenant, exec_b));
-    cr_assert(!workflows_execution_visible(c, a.tenant, exec_b));
-    cr_assert(!workflows_execution_visible(c, b.tenant, "not-a-uuid"));
+    cr_assert(workflows_execution_visible(c, b.tenant_id, exec_b));
+    cr_assert(!workflows_execution_visible(c, a.tenant_id, exec_b));
+    cr_assert(!workflows_execution_visible(c, b.tenant_id, "not-a-uuid"));
     db_release(c);
 }
 
@@ -652,7 +601,7 @@ static bool signature_ok(const char *header, const char *secret, const char *bod
 }
 
 /* The events of an execution's log, all of them (new reference). */
-static json_t *all_logs(const struct who *w, const char *exec, long long after)
+static json_t *all_logs(const struct account *w, const char *exec, long long after)
 {
     char path[200];
     snprintf(path, sizeof(path), "/api/v1/executions/%s/logs?after=%lld&limit=1000", exec, after);
@@ -665,9 +614,9 @@ static json_t *all_logs(const struct who *w, const char *exec, long long after)
 
 Test(workflows, end_to_end_with_every_step_type)
 {
-    struct who o, viewer;
-    signup("e2e@a.example", &o);
-    add_user(&o, "watcher@a.example", "viewer", &viewer);
+    struct account o, viewer;
+    accounts_signup(t.app, "e2e@a.example", NULL, &o);
+    accounts_user_with_role(&t, &o, "watcher@a.example", "viewer", &viewer);
     char hook[160], target[160], body[4096], id[37], secret[64], exec[37];
     fake_http_url(fh, "/orders", target, sizeof(target));
     fake_http_url(fh, "/events", hook, sizeof(hook));
@@ -685,7 +634,7 @@ Test(workflows, end_to_end_with_every_step_type)
              "{\"name\":\"tell\",\"type\":\"notify\",\"config\":{\"subject\":\"Order "
              "{{steps.create-order.output.body.orderId}}\",\"text\":\"Done for "
              "{{input.customer}}\",\"emails\":[\"boss@a.example\"],\"userIds\":[\"%s\"]}}]}",
-             target, hook, viewer.id);
+             target, hook, viewer.user_id);
     create(&o, body, id, secret, NULL);
     execute(&o, id, "{\"input\":{\"customer\":\"c-1\",\"item\":\"lamp\"}}", exec);
 
@@ -706,7 +655,7 @@ Test(workflows, end_to_end_with_every_step_type)
     cr_assert_str_eq(jstr(json_object_get(out0, "body"), "orderId"), "o-77");
     cr_assert_eq(jint(json_object_get(json_array_get(steps, 1), "output"), "delayedMs"), 30);
     cr_assert_str_eq(jstr(e, "trigger"), "manual");
-    cr_assert_str_eq(jstr(e, "triggeredBy"), o.id);
+    cr_assert_str_eq(jstr(e, "triggeredBy"), o.user_id);
     cr_assert_eq(jint(e, "version"), 1);
     cr_assert_str_eq(jstr(json_object_get(e, "input"), "customer"), "c-1");
     cr_assert_eq(jint(json_object_get(e, "output"), "emailsQueued"), 1, "the last step's output");
@@ -761,7 +710,7 @@ Test(workflows, end_to_end_with_every_step_type)
     cr_assert(mailed, "no workflow email in the outbox");
     /* the in-app notification went to the user's own room */
     char room[160];
-    snprintf(room, sizeof(room), "tenant:%s:user:%s", o.tenant, viewer.id);
+    snprintf(room, sizeof(room), "tenant:%s:user:%s", o.tenant_id, viewer.user_id);
     json_t *inapp = captured(room);
     cr_assert_eq(json_array_size(inapp), 1);
     cr_assert_str_eq(jstr(json_array_get(inapp, 0), "type"), "notification");
@@ -769,7 +718,7 @@ Test(workflows, end_to_end_with_every_step_type)
     json_decref(inapp);
 
     /* live events: exactly the log, in order, seq 1..n without gaps */
-    snprintf(room, sizeof(room), "tenant:%s:execution:%s", o.tenant, exec);
+    snprintf(room, sizeof(room), "tenant:%s:execution:%s", o.tenant_id, exec);
     json_t *live = captured(room), *logs = all_logs(&o, exec, 0);
     cr_assert_geq(json_array_size(logs), 12, "start, 4 × (running, succeeded), logs, finish");
     cr_assert(json_equal(live, logs), "live events differ from the log:\n%s\n%s",
@@ -805,8 +754,8 @@ Test(workflows, end_to_end_with_every_step_type)
 
 Test(workflows, a_failing_step_is_retried_and_then_succeeds)
 {
-    struct who o;
-    signup("retry@a.example", &o);
+    struct account o;
+    accounts_signup(t.app, "retry@a.example", NULL, &o);
     char url[160], body[1024], id[37], exec[37];
     fake_http_url(fh, "/flaky", url, sizeof(url));
     fake_http_on(fh, "/flaky", 2, &(struct fake_http_reply){.status = 503});
@@ -845,8 +794,8 @@ Test(workflows, a_failing_step_is_retried_and_then_succeeds)
 
 Test(workflows, a_step_that_keeps_failing_fails_the_execution)
 {
-    struct who o;
-    signup("fail@a.example", &o);
+    struct account o;
+    accounts_signup(t.app, "fail@a.example", NULL, &o);
     char url[160], body[1024], id[37], exec[37], after[160];
     fake_http_url(fh, "/down", url, sizeof(url));
     fake_http_url(fh, "/never", after, sizeof(after));
@@ -893,8 +842,8 @@ Test(workflows, a_step_that_keeps_failing_fails_the_execution)
 
 Test(workflows, ssrf_targets_are_refused_without_retry)
 {
-    struct who o;
-    signup("ssrf@a.example", &o);
+    struct account o;
+    accounts_signup(t.app, "ssrf@a.example", NULL, &o);
     t.cfg.workflow_http_allow_private = false; /* as in production */
     static const char *const urls[] = {"http://127.0.0.1:%d/", "http://169.254.169.254/latest",
                                        "http://10.0.0.1/", "http://[::1]:%d/",
@@ -920,8 +869,8 @@ Test(workflows, ssrf_targets_are_refused_without_retry)
 
 Test(workflows, cancel_stops_a_running_step)
 {
-    struct who o;
-    signup("cancel@a.example", &o);
+    struct account o;
+    accounts_signup(t.app, "cancel@a.example", NULL, &o);
     char id[37], exec[37], path[200];
     create(&o,
            "{\"name\":\"slow\",\"steps\":[{\"name\":\"first\",\"type\":\"delay\",\"config\":"
@@ -989,8 +938,8 @@ Test(workflows, cancel_stops_a_running_step)
 
 Test(workflows, idempotency_keys)
 {
-    struct who o;
-    signup("idem@a.example", &o);
+    struct account o;
+    accounts_signup(t.app, "idem@a.example", NULL, &o);
     char id[37], path[200], hdr[16], first[37];
     create(&o,
            "{\"name\":\"once\",\"steps\":[{\"name\":\"w\",\"type\":\"delay\",\"config\":{\"ms\":1}}]}",
@@ -1025,7 +974,7 @@ Test(workflows, idempotency_keys)
     cr_assert_eq(count("SELECT count(*) FROM workflow_executions WHERE workflow_id = $1", id), 2);
     cr_assert_eq(count("SELECT count(*) FROM jobs WHERE queue = 'workflow-execution' AND"
                        " tenant_id = $1",
-                       o.tenant),
+                       o.tenant_id),
                  2, "one job per execution");
     /* a disabled workflow does not run */
     snprintf(path, sizeof(path), "/api/v1/workflows/%s", id);
@@ -1037,8 +986,8 @@ Test(workflows, idempotency_keys)
 
 Test(workflows, webhook_trigger)
 {
-    struct who o;
-    signup("hook@a.example", &o);
+    struct account o;
+    accounts_signup(t.app, "hook@a.example", NULL, &o);
     char id[37], manual[37], token[64], path[200], hdr[200];
     create(&o,
            "{\"name\":\"hooked\",\"trigger\":{\"type\":\"webhook\"},\"steps\":[{\"name\":\"w\","
@@ -1093,8 +1042,8 @@ Test(workflows, webhook_trigger)
 
 Test(workflows, an_admin_retry_resumes_a_failed_execution_at_its_failed_step)
 {
-    struct who o;
-    signup("again@a.example", &o);
+    struct account o;
+    accounts_signup(t.app, "again@a.example", NULL, &o);
     char first[160], second[160], body[1024], id[37], exec[37];
     fake_http_url(fh, "/first", first, sizeof(first));
     fake_http_url(fh, "/second", second, sizeof(second));
@@ -1114,8 +1063,7 @@ Test(workflows, an_admin_retry_resumes_a_failed_execution_at_its_failed_step)
     for (int i = 0; i < 100 && jobtest_count(&t, "workflow-execution", "failed") < 1; i++)
         sleep_ms(20);
     /* the dead letter retried by an admin: the second step again, never the first */
-    struct db_conn *c = dbt_acquire(t.db);
-    db_set_rls_bypass(c, true);
+    struct db_conn *c = dbt_bypass(t.db);
     cr_assert_eq(jobs_retry(c, job_id), 0, "%s", db_errmsg(c));
     db_release(c);
     jobs_wake();
@@ -1154,8 +1102,8 @@ static void *tick_thread(void *arg)
 
 Test(workflows, schedules_fire_each_slot_once)
 {
-    struct who o;
-    signup("cron@a.example", &o);
+    struct account o;
+    accounts_signup(t.app, "cron@a.example", NULL, &o);
     char id[37], path[200];
     create(&o,
            "{\"name\":\"every-minute\",\"trigger\":{\"type\":\"schedule\",\"cron\":\"* * * * *\","
@@ -1208,8 +1156,8 @@ Test(workflows, schedules_fire_each_slot_once)
 
 Test(workflows, the_scheduler_thread_fires_due_slots)
 {
-    struct who o;
-    signup("thread@a.example", &o);
+    struct account o;
+    accounts_signup(t.app, "thread@a.example", NULL, &o);
     char id[37];
     create(&o,
            "{\"name\":\"hourly\",\"trigger\":{\"type\":\"schedule\",\"cron\":\"@hourly\"},"
@@ -1222,8 +1170,7 @@ Test(workflows, the_scheduler_thread_fires_due_slots)
     cr_assert_eq(count("SELECT count(*) FROM workflow_executions WHERE workflow_id = $1", id), 0,
                  "not due before its hour");
     /* make the slot due now, as if the hour had come */
-    struct db_conn *c = dbt_acquire(t.db);
-    db_set_rls_bypass(c, true);
+    struct db_conn *c = dbt_bypass(t.db);
     cr_assert_eq(db_exec(c, "UPDATE workflows SET next_fire_at = $2 WHERE id = $1",
                          DB_ARGS(DB_TEXT(id), DB_INT(jobs_now_ms() - 1000))),
                  1);
@@ -1241,8 +1188,8 @@ Test(workflows, the_scheduler_thread_fires_due_slots)
 
 Test(workflows, an_execution_whose_job_ended_is_closed)
 {
-    struct who o;
-    signup("orphan@a.example", &o);
+    struct account o;
+    accounts_signup(t.app, "orphan@a.example", NULL, &o);
     char id[37], exec[37];
     create(&o,
            "{\"name\":\"o\",\"steps\":[{\"name\":\"w\",\"type\":\"delay\",\"config\":{\"ms\":1}}]}",
@@ -1264,8 +1211,8 @@ Test(workflows, an_execution_whose_job_ended_is_closed)
 
 Test(workflows, a_late_subscriber_merges_the_log_and_live_events_without_gaps)
 {
-    struct who o;
-    signup("late@a.example", &o);
+    struct account o;
+    accounts_signup(t.app, "late@a.example", NULL, &o);
     char id[37], exec[37], room[160];
     create(&o,
            "{\"name\":\"steps\",\"steps\":[{\"name\":\"a\",\"type\":\"delay\",\"config\":{\"ms\":"
@@ -1274,7 +1221,7 @@ Test(workflows, a_late_subscriber_merges_the_log_and_live_events_without_gaps)
            "\"config\":{\"ms\":100}}]}",
            id, NULL, NULL);
     execute(&o, id, NULL, exec);
-    snprintf(room, sizeof(room), "tenant:%s:execution:%s", o.tenant, exec);
+    snprintf(room, sizeof(room), "tenant:%s:execution:%s", o.tenant_id, exec);
     struct job_runner *r = runner();
     json_decref(wait_exec(&o, exec, "running", 1, 20000));
     /* the protocol of docs/workflows.md: subscribe (here: remember where the live stream
@@ -1338,8 +1285,8 @@ static pid_t worker(const char *name)
 
 Test(workflows, a_killed_worker_s_execution_finishes_in_another)
 {
-    struct who o;
-    signup("kill@a.example", &o);
+    struct account o;
+    accounts_signup(t.app, "kill@a.example", NULL, &o);
     char url[160], body[1024], id[37], exec[37];
     fake_http_url(fh, "/once", url, sizeof(url));
     snprintf(body, sizeof(body),
@@ -1398,7 +1345,7 @@ static void ws_teardown(void)
 
 TestSuite(workflows_ws, .init = ws_setup, .fini = ws_teardown, .timeout = 120);
 
-static void ws_connect(struct wsc *c, const struct who *w)
+static void ws_connect(struct wsc *c, const struct account *w)
 {
     char target[4200];
     snprintf(target, sizeof(target), "/ws?token=%s", w->access);
@@ -1423,9 +1370,9 @@ static char *ws_subscribe(struct wsc *c, const char *room)
 
 Test(workflows_ws, live_step_events_over_a_websocket_then_the_final_state_via_rest)
 {
-    struct who o, other, billing;
-    signup("ws@a.example", &o);
-    signup("ws@b.example", &other);
+    struct account o, other, billing;
+    accounts_signup(t.app, "ws@a.example", NULL, &o);
+    accounts_signup(t.app, "ws@b.example", NULL, &other);
     char url[160], body[1024], id[37], exec[37], room[200];
     fake_http_url(fh, "/ping", url, sizeof(url));
     snprintf(body, sizeof(body),
@@ -1435,7 +1382,7 @@ Test(workflows_ws, live_step_events_over_a_websocket_then_the_final_state_via_re
              url);
     create(&o, body, id, NULL, NULL);
     execute(&o, id, NULL, exec);
-    snprintf(room, sizeof(room), "tenant:%s:execution:%s", o.tenant, exec);
+    snprintf(room, sizeof(room), "tenant:%s:execution:%s", o.tenant_id, exec);
 
     /* who may follow it: the tenant's users with the permission, for an execution that exists */
     struct wsc c, x;
@@ -1445,14 +1392,14 @@ Test(workflows_ws, live_step_events_over_a_websocket_then_the_final_state_via_re
     cr_assert_eq(req("POST", "/api/v1/roles", o.access,
                      "{\"name\":\"billing-only\",\"permissions\":[\"canViewBilling\"]}", NULL),
                  201);
-    add_user(&o, "billing@ws.example", "billing-only", &billing);
+    accounts_user_with_role(&t, &o, "billing@ws.example", "billing-only", &billing);
     ws_connect(&x, &billing);
     cr_assert_str_eq(ws_subscribe(&x, room), "Access denied to room", "no workflow permission");
     wsc_close(&x);
     ws_connect(&c, &o);
     char nowhere[200];
     snprintf(nowhere, sizeof(nowhere), "tenant:%s:execution:0192f0c1-7a3b-7c4d-8e5f-0123456789ab",
-             o.tenant);
+             o.tenant_id);
     cr_assert_str_eq(ws_subscribe(&c, nowhere), "Access denied to room", "no such execution");
     cr_assert_str_eq(ws_subscribe(&c, room), "subscribed");
 
@@ -1500,15 +1447,15 @@ Test(workflows_ws, live_step_events_over_a_websocket_then_the_final_state_via_re
  * through the database relay (the worker's bus), in order and once each. */
 Test(workflows_ws, events_of_a_run_in_a_worker_process_reach_the_socket)
 {
-    struct who o;
-    signup("relay@a.example", &o);
+    struct account o;
+    accounts_signup(t.app, "relay@a.example", NULL, &o);
     char id[37], exec[37], room[200];
     create(&o,
            "{\"name\":\"relayed\",\"steps\":[{\"name\":\"a\",\"type\":\"delay\",\"config\":{\"ms\":"
            "100}},{\"name\":\"b\",\"type\":\"delay\",\"config\":{\"ms\":100}}]}",
            id, NULL, NULL);
     execute(&o, id, NULL, exec);
-    snprintf(room, sizeof(room), "tenant:%s:execution:%s", o.tenant, exec);
+    snprintf(room, sizeof(room), "tenant:%s:execution:%s", o.tenant_id, exec);
     struct wsc c;
     ws_connect(&c, &o);
     cr_assert_str_eq(ws_subscribe(&c, room), "subscribed");

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "accounts.h"
 #include "db/db.h"
 #include "lib/jwt.h"
 #include "lib/password.h"
@@ -48,45 +49,22 @@ static void teardown(void)
 }
 TestSuite(ws, .fini = teardown, .timeout = 60);
 
-struct who {
-    char access[4096];
-    char id[37];
-    char tenant[37];
-};
-
-static void signup(const char *email, struct who *w)
-{
-    char body[256];
-    snprintf(body, sizeof(body),
-             "{\"email\":\"%s\",\"password\":\"correct horse battery\",\"tenantName\":\"T\"}",
-             email);
-    json_t *r;
-    cr_assert_eq(api_req(s.env.app, "POST", "/api/v1/auth/signup", NULL, body, &r), 201);
-    snprintf(w->access, sizeof(w->access), "%s",
-             json_string_value(json_object_get(r, "accessToken")));
-    snprintf(w->id, sizeof(w->id), "%s",
-             json_string_value(json_object_get(json_object_get(r, "user"), "id")));
-    snprintf(w->tenant, sizeof(w->tenant), "%s",
-             json_string_value(json_object_get(json_object_get(r, "tenant"), "id")));
-    json_decref(r);
-}
-
 /* A member of owner's tenant with no role at all (no permissions), signed in. */
-static void roleless_member(const struct who *owner, const char *email, struct who *w)
+static void roleless_member(const struct account *owner, const char *email, struct account *w)
 {
     char hash[PASSWORD_HASH_MAX], body[256];
     cr_assert_eq(password_hash("correct horse battery", hash), 0);
     struct db_conn *c = dbt_acquire(s.env.db);
     db_set_rls_bypass(c, true);
-    uuid_v7(w->id);
-    cr_assert_eq(
-        db_exec(c,
-                "INSERT INTO users (id, tenant_id, email, status, password_hash)"
-                " VALUES ($1, $2, $3, 'active', $4)",
-                DB_ARGS(DB_TEXT(w->id), DB_TEXT(owner->tenant), DB_TEXT(email), DB_TEXT(hash))),
-        1);
+    uuid_v7(w->user_id);
+    cr_assert_eq(db_exec(c,
+                         "INSERT INTO users (id, tenant_id, email, status, password_hash)"
+                         " VALUES ($1, $2, $3, 'active', $4)",
+                         DB_ARGS(DB_TEXT(w->user_id), DB_TEXT(owner->tenant_id), DB_TEXT(email),
+                                 DB_TEXT(hash))),
+                 1);
     db_release(c);
-    snprintf(w->tenant, sizeof(w->tenant), "%s", owner->tenant);
+    snprintf(w->tenant_id, sizeof(w->tenant_id), "%s", owner->tenant_id);
     snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"correct horse battery\"}",
              email);
     json_t *r;
@@ -97,14 +75,14 @@ static void roleless_member(const struct who *owner, const char *email, struct w
 }
 
 /* Opens /ws?token=… and reads the connected message. */
-static void connect_as(struct wsc *c, const struct who *w)
+static void connect_as(struct wsc *c, const struct account *w)
 {
     char target[4200];
     snprintf(target, sizeof(target), "/ws?token=%s", w->access);
     cr_assert_eq(wsc_open(c, s.port, target, NULL), 101, "%s", c->head);
     json_t *m;
     cr_assert(wsc_expect_type(c, "connected", &m, 3000));
-    cr_assert_str_eq(json_string_value(json_object_get(m, "userId")), w->id);
+    cr_assert_str_eq(json_string_value(json_object_get(m, "userId")), w->user_id);
     json_decref(m);
 }
 
@@ -208,8 +186,8 @@ Test(ws, plain_http_get_is_426_and_bad_handshakes_are_refused)
 Test(ws, missing_and_invalid_tokens_close_4001_4002)
 {
     start(NULL);
-    struct who a;
-    signup("a@ws.example", &a);
+    struct account a;
+    accounts_signup(s.env.app, "a@ws.example", NULL, &a);
     struct wsc c;
     cr_assert_eq(wsc_open(&c, s.port, "/ws", NULL), 101);
     expect_close(&c, 4001, "Missing authentication token");
@@ -262,8 +240,8 @@ Test(ws, missing_and_invalid_tokens_close_4001_4002)
 Test(ws, database_failure_at_connect_closes_4000)
 {
     start(NULL);
-    struct who a;
-    signup("a@ws.example", &a);
+    struct account a;
+    accounts_signup(s.env.app, "a@ws.example", NULL, &a);
     if (tdb_is_pg()) {
         tenv_outage_begin(&s.env);
     } else {
@@ -287,15 +265,15 @@ Test(ws, database_failure_at_connect_closes_4000)
 Test(ws, connected_subscribe_unsubscribe_ping_and_errors)
 {
     start(NULL);
-    struct who a, b;
-    signup("a@ws.example", &a);
-    signup("b@ws.example", &b);
+    struct account a, b;
+    accounts_signup(s.env.app, "a@ws.example", NULL, &a);
+    accounts_signup(s.env.app, "b@ws.example", NULL, &b);
     struct wsc c;
     connect_as(&c, &a);
     expect_pong(&c);
 
     char room[128];
-    snprintf(room, sizeof(room), "tenant:%s:dashboard", a.tenant);
+    snprintf(room, sizeof(room), "tenant:%s:dashboard", a.tenant_id);
     cr_assert_str_eq(subscribe(&c, room), "subscribed");
     cr_assert_str_eq(subscribe(&c, room), "subscribed", "subscribing twice is harmless");
     send_json(&c, "{\"type\":\"unsubscribe\",\"room\":\"%s\"}", room);
@@ -305,12 +283,12 @@ Test(ws, connected_subscribe_unsubscribe_ping_and_errors)
     json_decref(m);
 
     /* other tenants' rooms, rooms without the prefix, lookalike prefixes */
-    snprintf(room, sizeof(room), "tenant:%s:dashboard", b.tenant);
+    snprintf(room, sizeof(room), "tenant:%s:dashboard", b.tenant_id);
     cr_assert_str_eq(subscribe(&c, room), "error");
     cr_assert_str_eq(subscribe(&c, "dashboard"), "error");
-    snprintf(room, sizeof(room), "tenant:%sX:dashboard", a.tenant);
+    snprintf(room, sizeof(room), "tenant:%sX:dashboard", a.tenant_id);
     cr_assert_str_eq(subscribe(&c, room), "error");
-    snprintf(room, sizeof(room), "tenant:%s", a.tenant);
+    snprintf(room, sizeof(room), "tenant:%s", a.tenant_id);
     cr_assert_str_eq(subscribe(&c, room), "error");
 
     /* answered with an error, the connection kept */
@@ -345,36 +323,36 @@ Test(ws, connected_subscribe_unsubscribe_ping_and_errors)
 Test(ws, room_rules_user_and_execution_rooms)
 {
     start(NULL);
-    struct who owner, member;
-    signup("owner@ws.example", &owner);
+    struct account owner, member;
+    accounts_signup(s.env.app, "owner@ws.example", NULL, &owner);
     roleless_member(&owner, "member@ws.example", &member);
     struct wsc o, m;
     connect_as(&o, &owner);
     connect_as(&m, &member);
     char room[200];
     /* user rooms: one's own only */
-    snprintf(room, sizeof(room), "tenant:%s:user:%s", owner.tenant, owner.id);
+    snprintf(room, sizeof(room), "tenant:%s:user:%s", owner.tenant_id, owner.user_id);
     cr_assert_str_eq(subscribe(&o, room), "subscribed");
     cr_assert_str_eq(subscribe(&m, room), "error");
-    snprintf(room, sizeof(room), "tenant:%s:user:%s", member.tenant, member.id);
+    snprintf(room, sizeof(room), "tenant:%s:user:%s", member.tenant_id, member.user_id);
     cr_assert_str_eq(subscribe(&m, room), "subscribed");
     /* execution rooms: canViewWorkflows (the owner has it, a member without roles not) */
     snprintf(room, sizeof(room), "tenant:%s:execution:0190f1d2-0000-7000-8000-000000000001",
-             owner.tenant);
+             owner.tenant_id);
     cr_assert_str_eq(subscribe(&o, room), "subscribed");
     cr_assert_str_eq(subscribe(&m, room), "error");
-    snprintf(room, sizeof(room), "tenant:%s:execution:", owner.tenant);
+    snprintf(room, sizeof(room), "tenant:%s:execution:", owner.tenant_id);
     cr_assert_str_eq(subscribe(&o, room), "error", "an execution room needs an id");
     /* job rooms and free-form rooms: any member */
-    snprintf(room, sizeof(room), "tenant:%s:job:42", owner.tenant);
+    snprintf(room, sizeof(room), "tenant:%s:job:42", owner.tenant_id);
     cr_assert_str_eq(subscribe(&m, room), "subscribed");
     /* names too long or with control characters */
     char longroom[400];
-    int n = snprintf(longroom, sizeof(longroom), "tenant:%s:", owner.tenant);
+    int n = snprintf(longroom, sizeof(longroom), "tenant:%s:", owner.tenant_id);
     memset(longroom + n, 'x', 250);
     longroom[n + 250] = '\0';
     cr_assert_str_eq(subscribe(&o, longroom), "error");
-    snprintf(room, sizeof(room), "tenant:%s:a\\u0001b", owner.tenant);
+    snprintf(room, sizeof(room), "tenant:%s:a\\u0001b", owner.tenant_id);
     send_json(&o, "{\"type\":\"subscribe\",\"room\":\"%s\"}", room);
     expect_error(&o, "Access denied to room");
     wsc_close(&o);
@@ -408,16 +386,16 @@ Test(ws, registered_room_checks_decide)
     cr_assert_eq(ws_rooms_register("user", deny_odd, NULL), -1, "the user rule is fixed");
     cr_assert_eq(ws_rooms_register("bad kind", deny_odd, NULL), -1);
     start(NULL);
-    struct who a;
-    signup("a@ws.example", &a);
+    struct account a;
+    accounts_signup(s.env.app, "a@ws.example", NULL, &a);
     struct wsc c;
     connect_as(&c, &a);
     char room[200];
-    snprintf(room, sizeof(room), "tenant:%s:execution:e2", a.tenant);
+    snprintf(room, sizeof(room), "tenant:%s:execution:e2", a.tenant_id);
     cr_assert_str_eq(subscribe(&c, room), "subscribed");
-    snprintf(room, sizeof(room), "tenant:%s:execution:e3", a.tenant);
+    snprintf(room, sizeof(room), "tenant:%s:execution:e3", a.tenant_id);
     cr_assert_str_eq(subscribe(&c, room), "error");
-    snprintf(room, sizeof(room), "tenant:%s:broken:x", a.tenant);
+    snprintf(room, sizeof(room), "tenant:%s:broken:x", a.tenant_id);
     send_json(&c, "{\"type\":\"subscribe\",\"room\":\"%s\"}", room);
     expect_error(&c, "Could not check access to room");
     expect_pong(&c);
@@ -439,12 +417,13 @@ Test(ws, room_checks_in_flight_are_bounded_per_client)
     cr_assert_eq(ws_rooms_register("execution", slow_yes, NULL), 0);
     static const char *const extra[] = {"WS_CHECK_THREADS=1", NULL};
     start(extra);
-    struct who a;
-    signup("a@ws.example", &a);
+    struct account a;
+    accounts_signup(s.env.app, "a@ws.example", NULL, &a);
     struct wsc c;
     connect_as(&c, &a);
     for (int i = 0; i < 20; i++)
-        send_json(&c, "{\"type\":\"subscribe\",\"room\":\"tenant:%s:execution:e%d\"}", a.tenant, i);
+        send_json(&c, "{\"type\":\"subscribe\",\"room\":\"tenant:%s:execution:e%d\"}", a.tenant_id,
+                  i);
     int subscribed = 0, refused = 0;
     for (int i = 0; i < 20; i++) {
         json_t *m = wsc_recv_json(&c, 5000);
@@ -467,8 +446,8 @@ Test(ws, room_checks_in_flight_are_bounded_per_client)
 Test(ws, fragments_are_reassembled_with_control_frames_between)
 {
     start(NULL);
-    struct who a;
-    signup("a@ws.example", &a);
+    struct account a;
+    accounts_signup(s.env.app, "a@ws.example", NULL, &a);
     struct wsc c;
     connect_as(&c, &a);
     cr_assert_eq(wsc_send_frame(&c, false, 1, "{\"ty", 4, true), 0);
@@ -504,8 +483,8 @@ Test(ws, fragments_are_reassembled_with_control_frames_between)
 Test(ws, unmasked_client_frame_closes_1002)
 {
     start(NULL);
-    struct who a;
-    signup("a@ws.example", &a);
+    struct account a;
+    accounts_signup(s.env.app, "a@ws.example", NULL, &a);
     struct wsc c;
     connect_as(&c, &a);
     cr_assert_eq(wsc_send_frame(&c, true, 1, "{\"type\":\"ping\"}", 15, false), 0);
@@ -516,8 +495,8 @@ Test(ws, unmasked_client_frame_closes_1002)
 Test(ws, invalid_utf8_closes_1007)
 {
     start(NULL);
-    struct who a;
-    signup("a@ws.example", &a);
+    struct account a;
+    accounts_signup(s.env.app, "a@ws.example", NULL, &a);
     struct wsc c;
     connect_as(&c, &a);
     cr_assert_eq(wsc_send_frame(&c, true, 1, "{\"type\":\"\xc0\xaf\"}", 13, true), 0);
@@ -537,8 +516,8 @@ Test(ws, invalid_utf8_closes_1007)
 Test(ws, oversized_message_closes_1009)
 {
     start(NULL); /* WS_MAX_MESSAGE_BYTES=4096 */
-    struct who a;
-    signup("a@ws.example", &a);
+    struct account a;
+    accounts_signup(s.env.app, "a@ws.example", NULL, &a);
     struct wsc c;
     connect_as(&c, &a);
     char *big = xmalloc(5000);
@@ -563,8 +542,8 @@ Test(ws, oversized_message_closes_1009)
 Test(ws, frames_sent_with_the_request_are_read)
 {
     start(NULL);
-    struct who a;
-    signup("a@ws.example", &a);
+    struct account a;
+    accounts_signup(s.env.app, "a@ws.example", NULL, &a);
     uint8_t frame[64];
     size_t n = wsc_frame(frame, true, 1, "{\"type\":\"ping\"}", 15, true);
     char target[4200];
@@ -598,15 +577,15 @@ static void *publisher(void *p)
 Test(ws, broadcast_to_room_and_user_from_other_threads)
 {
     start(NULL);
-    struct who a, b;
-    signup("a@ws.example", &a);
-    signup("b@ws.example", &b);
+    struct account a, b;
+    accounts_signup(s.env.app, "a@ws.example", NULL, &a);
+    accounts_signup(s.env.app, "b@ws.example", NULL, &b);
     struct wsc a1, a2, b1;
     connect_as(&a1, &a);
     connect_as(&a2, &a);
     connect_as(&b1, &b);
     char room[128];
-    snprintf(room, sizeof(room), "tenant:%s:news", a.tenant);
+    snprintf(room, sizeof(room), "tenant:%s:news", a.tenant_id);
     cr_assert_str_eq(subscribe(&a1, room), "subscribed");
     struct realtime *rt = app_realtime(s.env.app);
 
@@ -635,7 +614,7 @@ Test(ws, broadcast_to_room_and_user_from_other_threads)
 
     /* broadcastToUser: every socket of that user, nobody else */
     const char *note = "{\"type\":\"notification\",\"text\":\"hi\"}";
-    cr_assert_eq(realtime_publish_user(rt, a.id, note, strlen(note)), 0);
+    cr_assert_eq(realtime_publish_user(rt, a.user_id, note, strlen(note)), 0);
     json_t *m;
     cr_assert(wsc_expect_type(&a1, "notification", &m, 3000));
     cr_assert_str_eq(json_string_value(json_object_get(m, "text")), "hi");
@@ -689,8 +668,8 @@ Test(ws, slow_consumer_is_dropped_without_slowing_the_others)
 {
     static const char *const extra[] = {"WS_SEND_QUEUE_BYTES=65536", NULL};
     start(extra);
-    struct who a;
-    signup("a@ws.example", &a);
+    struct account a;
+    accounts_signup(s.env.app, "a@ws.example", NULL, &a);
     struct wsc slow, fast;
     connect_as(&slow, &a);
     connect_as(&fast, &a);
@@ -698,7 +677,7 @@ Test(ws, slow_consumer_is_dropped_without_slowing_the_others)
     int small = 4096;
     setsockopt(slow.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
     char room[128];
-    snprintf(room, sizeof(room), "tenant:%s:firehose", a.tenant);
+    snprintf(room, sizeof(room), "tenant:%s:firehose", a.tenant_id);
     cr_assert_str_eq(subscribe(&slow, room), "subscribed");
     cr_assert_str_eq(subscribe(&fast, room), "subscribed");
     struct firehose f = {app_realtime(s.env.app), room, 3000};
@@ -729,8 +708,8 @@ Test(ws, slow_consumer_is_dropped_without_slowing_the_others)
 Test(ws, token_expiry_closes_the_socket)
 {
     start(NULL);
-    struct who a;
-    signup("a@ws.example", &a);
+    struct account a;
+    accounts_signup(s.env.app, "a@ws.example", NULL, &a);
     struct jwt_claims cl;
     cr_assert_eq(jwt_verify(a.access, (const unsigned char *)s.env.cfg.jwt_secret,
                             strlen(s.env.cfg.jwt_secret), s.env.cfg.api_url, AUTH_AUDIENCE,
@@ -745,7 +724,7 @@ Test(ws, token_expiry_closes_the_socket)
                           strlen(s.env.cfg.jwt_secret), &shortlived),
                  JWT_OK);
     jwt_claims_free(&cl);
-    struct who tmp = a;
+    struct account tmp = a;
     snprintf(tmp.access, sizeof(tmp.access), "%s", shortlived);
     free(shortlived);
     struct wsc c;
@@ -762,9 +741,9 @@ Test(ws, session_revocation_closes_the_socket)
 {
     static const char *const extra[] = {"WS_SESSION_CHECK_MS=200", NULL};
     start(extra);
-    struct who a, b;
-    signup("a@ws.example", &a);
-    signup("b@ws.example", &b);
+    struct account a, b;
+    accounts_signup(s.env.app, "a@ws.example", NULL, &a);
+    accounts_signup(s.env.app, "b@ws.example", NULL, &b);
     struct wsc ca, cb;
     connect_as(&ca, &a);
     connect_as(&cb, &b);
@@ -774,7 +753,7 @@ Test(ws, session_revocation_closes_the_socket)
     struct db_conn *db = dbt_acquire(s.env.db);
     db_set_rls_bypass(db, true);
     cr_assert_eq(db_exec(db, "UPDATE sessions SET revoked_at = not_after WHERE user_id = $1",
-                         DB_ARGS(DB_TEXT(a.id))),
+                         DB_ARGS(DB_TEXT(a.user_id))),
                  1, "%s", db_errmsg(db));
     db_release(db);
     expect_close(&ca, 4002, "Session has been revoked or has expired");
@@ -784,7 +763,7 @@ Test(ws, session_revocation_closes_the_socket)
 }
 
 /* Signs w's user in again: a second session, same user. */
-static void login_again(const char *email, const struct who *w, struct who *again)
+static void login_again(const char *email, const struct account *w, struct account *again)
 {
     char body[256];
     snprintf(body, sizeof(body), "{\"email\":\"%s\",\"password\":\"correct horse battery\"}",
@@ -802,11 +781,11 @@ static void login_again(const char *email, const struct who *w, struct who *agai
 Test(ws, sign_outs_close_the_sockets_of_those_sessions_at_once)
 {
     start(NULL);
-    struct who a, a2, a3, b;
-    signup("a@ws.example", &a);
+    struct account a, a2, a3, b;
+    accounts_signup(s.env.app, "a@ws.example", NULL, &a);
     login_again("a@ws.example", &a, &a2);
     login_again("a@ws.example", &a, &a3);
-    signup("b@ws.example", &b);
+    accounts_signup(s.env.app, "b@ws.example", NULL, &b);
     struct wsc c1, c2, c3, cb;
     connect_as(&c1, &a);
     connect_as(&c2, &a2);
@@ -843,8 +822,8 @@ Test(ws, heartbeat_pings_idle_clients_and_reaps_dead_ones)
 {
     static const char *const extra[] = {"WS_PING_INTERVAL_MS=150", "WS_PONG_TIMEOUT_MS=200", NULL};
     start(extra);
-    struct who a;
-    signup("a@ws.example", &a);
+    struct account a;
+    accounts_signup(s.env.app, "a@ws.example", NULL, &a);
     struct wsc alive, dead;
     connect_as(&alive, &a);
     connect_as(&dead, &a);
@@ -870,8 +849,8 @@ Test(ws, connection_limit_closes_1013)
 {
     static const char *const extra[] = {"WS_MAX_CONNECTIONS=2", NULL};
     start(extra);
-    struct who a;
-    signup("a@ws.example", &a);
+    struct account a;
+    accounts_signup(s.env.app, "a@ws.example", NULL, &a);
     struct wsc c1, c2, c3;
     connect_as(&c1, &a);
     connect_as(&c2, &a);
@@ -897,8 +876,8 @@ Test(ws, connection_limit_closes_1013)
 Test(ws, shutdown_closes_with_1001)
 {
     start(NULL);
-    struct who a;
-    signup("a@ws.example", &a);
+    struct account a;
+    accounts_signup(s.env.app, "a@ws.example", NULL, &a);
     struct wsc c1, c2;
     connect_as(&c1, &a);
     connect_as(&c2, &a);
@@ -920,12 +899,12 @@ Test(ws, shutdown_closes_with_1001)
 Test(ws, messages_from_another_process_arrive_once)
 {
     start(NULL);
-    struct who a;
-    signup("a@ws.example", &a);
+    struct account a;
+    accounts_signup(s.env.app, "a@ws.example", NULL, &a);
     struct wsc c;
     connect_as(&c, &a);
     char room[128];
-    snprintf(room, sizeof(room), "tenant:%s:job:7", a.tenant);
+    snprintf(room, sizeof(room), "tenant:%s:job:7", a.tenant_id);
     cr_assert_str_eq(subscribe(&c, room), "subscribed");
 
     struct db *db2;
@@ -948,7 +927,7 @@ Test(ws, messages_from_another_process_arrive_once)
     json_decref(m);
     free(big);
     /* a user message too */
-    cr_assert_eq(realtime_publish_user(rt2, a.id, "{\"type\":\"dm\"}", 13), 0);
+    cr_assert_eq(realtime_publish_user(rt2, a.user_id, "{\"type\":\"dm\"}", 13), 0);
     cr_assert(wsc_expect_type(&c, "dm", NULL, 5000));
 
     /* the server's own publication: delivered locally, not again through the database */
