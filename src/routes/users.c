@@ -58,51 +58,35 @@ static const struct schema opt_name_s = {.type = SCHEMA_STRING,
                                          .has_max = true,
                                          .max = 100};
 
+static const struct schema display_name_s = {
+    .type = SCHEMA_STRING, .nullable = true, .has_max = true, .max = 200};
+static const struct schema avatar_s = {.type = SCHEMA_STRING,
+                                       .format = SCHEMA_FMT_URL,
+                                       .nullable = true,
+                                       .has_max = true,
+                                       .max = 2048};
+static const struct schema phone_s = {
+    .type = SCHEMA_STRING, .nullable = true, .has_max = true, .max = 20};
+
 /* Profile fields a user may change about themselves. */
-static const struct schema_prop profile_props[] = {
-    {"firstName", &opt_name_s, false},
-    {"lastName", &opt_name_s, false},
-    {"displayName",
-     &(const struct schema){.type = SCHEMA_STRING, .nullable = true, .has_max = true, .max = 200},
-     false},
-    {"avatar",
-     &(const struct schema){.type = SCHEMA_STRING,
-                            .format = SCHEMA_FMT_URL,
-                            .nullable = true,
-                            .has_max = true,
-                            .max = 2048},
-     false},
-    {"phone",
-     &(const struct schema){.type = SCHEMA_STRING, .nullable = true, .has_max = true, .max = 20},
-     false},
-    {NULL}};
-static const struct schema profile_s = {
-    .type = SCHEMA_OBJECT, .ref = "ProfileUpdate", .props = profile_props};
+/* clang-format off */
+#define PROFILE_PROPS                                                                              \
+    {"firstName", &opt_name_s, false}, {"lastName", &opt_name_s, false},                           \
+    {"displayName", &display_name_s, false}, {"avatar", &avatar_s, false},                         \
+    {"phone", &phone_s, false}
+/* clang-format on */
+
+static const struct schema profile_s = {.type = SCHEMA_OBJECT,
+                                        .ref = "ProfileUpdate",
+                                        .props =
+                                            (const struct schema_prop[]){PROFILE_PROPS, {NULL}}};
 
 /* …plus the account status, which only user managers set. */
 static const struct schema update_s = {
     .type = SCHEMA_OBJECT,
     .ref = "UserUpdate",
     .props = (const struct schema_prop[]){
-        {"firstName", &opt_name_s, false},
-        {"lastName", &opt_name_s, false},
-        {"displayName",
-         &(const struct schema){
-             .type = SCHEMA_STRING, .nullable = true, .has_max = true, .max = 200},
-         false},
-        {"avatar",
-         &(const struct schema){.type = SCHEMA_STRING,
-                                .format = SCHEMA_FMT_URL,
-                                .nullable = true,
-                                .has_max = true,
-                                .max = 2048},
-         false},
-        {"phone",
-         &(const struct schema){
-             .type = SCHEMA_STRING, .nullable = true, .has_max = true, .max = 20},
-         false},
-        {"status", &schemas_active_suspended, false},
-        {NULL}}};
+        PROFILE_PROPS, {"status", &schemas_active_suspended, false}, {NULL}}};
 
 static const struct schema invite_s = {
     .type = SCHEMA_OBJECT,
