@@ -274,9 +274,9 @@ static int limiter_read(struct db_conn *c, const struct job_queue_def *d, int64_
 }
 
 static const char claim_sql_sqlite[] =
-    "UPDATE jobs SET state = 'active', lease_owner = $1, lease_token = $2, lease_until = $3,"
-    " started_at = $4, updated_at = $4"
-    " WHERE seq IN (SELECT seq FROM jobs WHERE queue = $5 AND state = 'waiting' AND run_at <= $4"
+    "UPDATE jobs SET state = 'active', claimable = false, lease_owner = $1, lease_token = $2,"
+    " lease_until = $3, started_at = $4, updated_at = $4"
+    " WHERE seq IN (SELECT seq FROM jobs WHERE queue = $5 AND claimable AND run_at <= $4"
     "               ORDER BY prio, run_at, seq LIMIT $6)"
     " RETURNING id, name, tenant_id, data, attempts_made, max_attempts, backoff_ms, timeout_ms,"
     " prio, run_at, seq";
@@ -286,11 +286,11 @@ static const char claim_sql_sqlite[] =
  * once: a LIMIT inside "seq IN (SELECT ...)" may be re-evaluated by the plan and lease more
  * rows than asked for. */
 static const char claim_sql_pg[] =
-    "WITH next AS MATERIALIZED (SELECT id FROM jobs WHERE queue = $5 AND state = 'waiting'"
+    "WITH next AS MATERIALIZED (SELECT id FROM jobs WHERE queue = $5 AND claimable"
     "  AND run_at <= $4 AND (prio, run_at, seq) >= ($7, $8, $9)"
     "  ORDER BY prio, run_at, seq LIMIT $6 FOR UPDATE SKIP LOCKED)"
-    " UPDATE jobs SET state = 'active', lease_owner = $1, lease_token = $2, lease_until = $3,"
-    " started_at = $4, updated_at = $4"
+    " UPDATE jobs SET state = 'active', claimable = false, lease_owner = $1, lease_token = $2,"
+    " lease_until = $3, started_at = $4, updated_at = $4"
     " FROM next WHERE jobs.id = next.id"
     " RETURNING jobs.id, jobs.name, jobs.tenant_id, jobs.data, jobs.attempts_made,"
     " jobs.max_attempts, jobs.backoff_ms, jobs.timeout_ms, jobs.prio, jobs.run_at, jobs.seq";
@@ -408,10 +408,11 @@ static const char complete_claim_sql[] =
     "   WHERE jobs.id = ANY(CAST($1 AS text[]))"
     "   AND jobs.lease_token = (CAST($2 AS text[]))[array_position(CAST($1 AS text[]), jobs.id)]"
     "   RETURNING jobs.id),"
-    " next AS MATERIALIZED (SELECT id FROM jobs WHERE queue = $5 AND state = 'waiting'"
+    " next AS MATERIALIZED (SELECT id FROM jobs WHERE queue = $5 AND claimable"
     "   AND run_at <= $4 AND (prio, run_at, seq) >= ($10, $11, $12)"
     "   ORDER BY prio, run_at, seq LIMIT $6 FOR UPDATE SKIP LOCKED),"
-    " claimed AS (UPDATE jobs SET state = 'active', lease_owner = $7, lease_token = $8,"
+    " claimed AS (UPDATE jobs SET state = 'active', claimable = false, lease_owner = $7,"
+    "   lease_token = $8,"
     "   lease_until = $9, started_at = $4, updated_at = $4"
     "   FROM next WHERE jobs.id = next.id"
     "   RETURNING jobs.id, jobs.name, CAST(jobs.tenant_id AS text) AS tenant_id,"
@@ -494,7 +495,7 @@ int jobs_probe(struct db_conn *c, const char *const *queues, size_t n, int64_t n
         n = 32; /* a runner has a handful of queues; more are probed as present */
     struct buf sql;
     buf_init(&sql, 4096);
-    buf_puts(&sql, "SELECT DISTINCT queue FROM jobs WHERE state = 'waiting' AND run_at <= $1"
+    buf_puts(&sql, "SELECT DISTINCT queue FROM jobs WHERE claimable AND run_at <= $1"
                    " AND queue IN (");
     struct db_param p[33];
     p[0] = DB_INT(now);
@@ -562,7 +563,9 @@ int jobs_finish(struct db_conn *c, const char *id, const char *token, enum jobs_
     case JOBS_FAIL:
         snprintf(sql, sizeof(sql),
                  "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled'"
-                 " ELSE CAST($3 AS text) END, error = $4, attempts_made = attempts_made + 1,"
+                 " ELSE CAST($3 AS text) END,"
+                 " claimable = NOT cancel_requested AND $3 = 'waiting', error = $4, attempts_made "
+                 "= attempts_made + 1,"
                  " run_at = $5, finished_at = CASE WHEN cancel_requested OR $3 = 'failed'"
                  " THEN $6 ELSE NULL END, updated_at = $6, %s"
                  " WHERE id = $1 AND lease_token = $2 RETURNING state",
@@ -576,7 +579,8 @@ int jobs_finish(struct db_conn *c, const char *id, const char *token, enum jobs_
     default:
         snprintf(sql, sizeof(sql),
                  "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled'"
-                 " ELSE 'waiting' END, finished_at = CASE WHEN cancel_requested THEN $3"
+                 " ELSE 'waiting' END, claimable = NOT cancel_requested, finished_at = CASE WHEN "
+                 "cancel_requested THEN $3"
                  " ELSE NULL END, updated_at = $3, %s"
                  " WHERE id = $1 AND lease_token = $2 RETURNING state",
                  lease_cleared);
@@ -586,21 +590,51 @@ int jobs_finish(struct db_conn *c, const char *id, const char *token, enum jobs_
     return one_state(r, state_out);
 }
 
-int jobs_heartbeat(struct db_conn *c, const char *owner, int64_t lease_until, jobs_lease_fn fn,
-                   void *arg)
+int jobs_heartbeat(struct db_conn *c, const char *const *ids, const char *const *tokens, size_t n,
+                   int64_t lease_until, jobs_lease_fn fn, void *arg)
 {
-    struct db_rows *r = db_query(c,
-                                 "UPDATE jobs SET lease_until = $2"
-                                 " WHERE lease_owner = $1 AND state = 'active'"
-                                 " RETURNING id, lease_token, cancel_requested",
-                                 DB_ARGS(DB_TEXT(owner), DB_INT(lease_until)));
-    if (!r)
-        return -1;
-    while (db_next(r))
-        fn(arg, db_text(r, 0), db_text(r, 1), db_bool(r, 2));
-    int rc = db_rows_error(r);
-    db_rows_free(r);
-    return rc;
+    if (n == 0)
+        return 0;
+    if (db_conn_dialect(c) == DB_POSTGRES) {
+        /* one statement, through the primary key (see complete_claim_sql) */
+        struct buf idv, tokv;
+        buf_init(&idv, 1u << 24);
+        buf_init(&tokv, 1u << 24);
+        pg_array(&idv, ids, n);
+        pg_array(&tokv, tokens, n);
+        struct db_rows *r = db_query(
+            c,
+            "UPDATE jobs SET lease_until = $3 WHERE id = ANY(CAST($1 AS text[]))"
+            " AND lease_token = (CAST($2 AS text[]))[array_position(CAST($1 AS text[]), id)]"
+            " RETURNING id, lease_token, cancel_requested",
+            DB_ARGS(DB_TEXT(buf_cstr(&idv)), DB_TEXT(buf_cstr(&tokv)), DB_INT(lease_until)));
+        buf_free(&idv);
+        buf_free(&tokv);
+        if (!r)
+            return -1;
+        while (db_next(r))
+            fn(arg, db_text(r, 0), db_text(r, 1), db_bool(r, 2));
+        int rc = db_rows_error(r);
+        db_rows_free(r);
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct db_rows *r =
+            db_query(c,
+                     "UPDATE jobs SET lease_until = $3"
+                     " WHERE id = $1 AND lease_token = $2"
+                     " RETURNING cancel_requested",
+                     DB_ARGS(DB_TEXT(ids[i]), DB_TEXT(tokens[i]), DB_INT(lease_until)));
+        if (!r)
+            return -1;
+        if (db_next(r))
+            fn(arg, ids[i], tokens[i], db_bool(r, 0));
+        int rc = db_rows_error(r);
+        db_rows_free(r);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
 }
 
 int jobs_set_progress(struct db_conn *c, const char *id, const char *token, int pct,
@@ -639,6 +673,7 @@ int jobs_recover_stalled(struct db_conn *c, const char *queue, int max_stalled, 
              "UPDATE jobs SET"
              " state = CASE WHEN cancel_requested THEN 'cancelled'"
              "   WHEN stalled_count >= $3 THEN 'failed' ELSE 'waiting' END,"
+             " claimable = NOT cancel_requested AND stalled_count < $3,"
              " error = CASE WHEN cancel_requested THEN error"
              "   WHEN stalled_count >= $3 THEN '" STALLED_ERROR "' ELSE error END,"
              " finished_at = CASE WHEN cancel_requested OR stalled_count >= $3 THEN $2"
@@ -810,11 +845,12 @@ int jobs_cancel(struct db_conn *c, const char *id, const char *tenant_id)
 {
     int64_t now = jobs_now_ms();
     /* waiting (or delayed): ends now, no worker has it */
-    int n = db_exec(c,
-                    "UPDATE jobs SET state = 'cancelled', cancel_requested = true,"
-                    " finished_at = $3, updated_at = $3"
-                    " WHERE id = $1 AND state = 'waiting'" TENANT_FILTER,
-                    DB_ARGS(DB_TEXT(id), DB_TEXT(tenant_id), DB_INT(now)));
+    int n =
+        db_exec(c,
+                "UPDATE jobs SET state = 'cancelled', claimable = false, cancel_requested = true,"
+                " finished_at = $3, updated_at = $3"
+                " WHERE id = $1 AND state = 'waiting'" TENANT_FILTER,
+                DB_ARGS(DB_TEXT(id), DB_TEXT(tenant_id), DB_INT(now)));
     if (n < 0)
         return -1;
     if (n == 1)
@@ -837,7 +873,8 @@ int jobs_retry(struct db_conn *c, const char *id)
 {
     int64_t now = jobs_now_ms();
     int n = db_exec(c,
-                    "UPDATE jobs SET state = 'waiting', attempts_made = 0, stalled_count = 0,"
+                    "UPDATE jobs SET state = 'waiting', claimable = true, attempts_made = 0,"
+                    " stalled_count = 0,"
                     " cancel_requested = false, run_at = $2, finished_at = NULL, progress = 0,"
                     " progress_message = NULL, result = NULL, updated_at = $2"
                     " WHERE id = $1 AND state IN ('failed', 'cancelled')",

@@ -306,10 +306,11 @@ int jobs_finish(struct db_conn *c, const char *id, const char *token, enum jobs_
                 const char *result_json, const char *error, int64_t run_at, int64_t now,
                 enum job_state *state_out);
 
-/* Renews every lease of owner until lease_until; fn is called for each job still held. */
+/* Renews the leases (ids[i] under tokens[i]) until lease_until; fn is called for each job
+ * still held. 0 or -1. */
 typedef void (*jobs_lease_fn)(void *arg, const char *id, const char *token, bool cancel_requested);
-int jobs_heartbeat(struct db_conn *c, const char *owner, int64_t lease_until, jobs_lease_fn fn,
-                   void *arg);
+int jobs_heartbeat(struct db_conn *c, const char *const *ids, const char *const *tokens, size_t n,
+                   int64_t lease_until, jobs_lease_fn fn, void *arg);
 
 /* Records progress under the lease. 1 (and *cancel_requested), 0 lease lost, -1 error. */
 int jobs_set_progress(struct db_conn *c, const char *id, const char *token, int pct,

@@ -37,6 +37,7 @@
 #define STOP_EXTRA_MS 2000 /* after the grace period: how long stopped jobs get to return */
 #define RETRY_PAUSE_MS 500 /* after a failed dispatcher transaction */
 #define MAX_QUEUES 32      /* per runner */
+#define GATHER_US 300      /* how long ended runs wait for the others of their batch */
 
 struct job_run {
     struct job job;
@@ -90,6 +91,8 @@ struct job_runner {
     uint64_t gen;          /* live_add count */
     bool turn_busy;        /* a thread is leading a turn */
     int nidle;             /* executors waiting for work */
+    int nbusy;             /* executors running a job */
+    int64_t done_since_us; /* monotonic µs when `done` last became non-empty */
     struct db_conn *tconn; /* PostgreSQL: the turns' connection (turn_conn) */
     bool kicked, stopping, quit;
     atomic_bool hard;
@@ -110,6 +113,20 @@ static int64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void cond_wait_until_us(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t mono_deadline_us)
+{
+    struct timespec ts = {.tv_sec = mono_deadline_us / 1000000,
+                          .tv_nsec = (long)(mono_deadline_us % 1000000) * 1000};
+    pthread_cond_timedwait(cv, mu, &ts);
 }
 
 static void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t mono_deadline)
@@ -429,16 +446,29 @@ static void heartbeat(struct job_runner *r)
         return;
     }
     db_set_rls_bypass(c, true);
-    /* runs that join the live list after this point were claimed after the statement below
-     * may have run: only the earlier ones can be judged by it */
+    /* the leases of the runs live now; runs that join later were claimed after this */
     pthread_mutex_lock(&r->mu);
     uint64_t before = r->gen;
+    size_t n = 0;
+    char **ids = xcalloc(r->nlive ? r->nlive : 1, sizeof(*ids));
+    char **tokens = xcalloc(r->nlive ? r->nlive : 1, sizeof(*tokens));
+    for (struct job_run *run = r->live; run && n < r->nlive; run = run->lnext) {
+        ids[n] = xstrdup(run->job.id);
+        tokens[n++] = xstrdup(run->token);
+    }
     pthread_mutex_unlock(&r->mu);
     struct held h = {0};
-    int rc = jobs_heartbeat(c, r->owner, clock_ms(r) + r->o.lease_ms, lease_seen, &h);
+    int rc = jobs_heartbeat(c, (const char *const *)ids, (const char *const *)tokens, n,
+                            clock_ms(r) + r->o.lease_ms, lease_seen, &h);
     if (rc < 0)
         log_msg(LOG_WARN, "jobs: heartbeat failed: %s", db_errmsg(c));
     db_release(c);
+    for (size_t i = 0; i < n; i++) {
+        free(ids[i]);
+        free(tokens[i]);
+    }
+    free(ids);
+    free(tokens);
     pthread_mutex_lock(&r->mu);
     for (struct job_run *run = r->live; rc == 0 && run; run = run->lnext) {
         if (run->gen > before)
@@ -530,10 +560,14 @@ static struct db_conn *turn_conn(struct job_runner *r, char *err, size_t errlen)
         return NULL;
     db_set_rls_bypass(c, true);
     if (db_conn_dialect(c) == DB_POSTGRES) {
-        /* Generic plans: a custom plan of the claim asks the index for the actual bounds of
-         * run_at, walking the index entries of every job claimed since the last vacuum —
-         * planning time that grows with the queue's traffic. Reset before it goes back. */
-        if (db_exec(c, "SET plan_cache_mode = force_generic_plan", NULL, 0) < 0)
+        /* Plans that do not depend on statistics. Generic ones: a custom plan of the claim
+         * asks the claim index for the actual bounds of run_at, walking the entries of every
+         * job claimed since the last VACUUM. And walks of the claim index in its order, never
+         * a bitmap scan and sort of the whole backlog, which the planner picks for a table not
+         * analysed yet (a fresh one, or one that just took a large batch). This connection
+         * runs the turns' statements only; all three are reset before it goes back. */
+        if (db_exec_script(c, "SET plan_cache_mode = force_generic_plan;"
+                              " SET enable_bitmapscan = off; SET enable_sort = off") < 0)
             log_msg(LOG_WARN, "jobs: %s", db_errmsg(c));
         r->tconn = c;
     }
@@ -544,7 +578,7 @@ static void turn_conn_release(struct job_runner *r)
 {
     if (!r->tconn)
         return;
-    db_exec(r->tconn, "RESET plan_cache_mode", NULL, 0);
+    db_exec_script(r->tconn, "RESET plan_cache_mode; RESET enable_bitmapscan; RESET enable_sort");
     db_release(r->tconn);
     r->tconn = NULL;
 }
@@ -874,9 +908,14 @@ static void *exec_main(void *arg)
             r->ready_tail = NULL;
         else if (r->nidle > 0)
             pthread_cond_signal(&r->work);
+        r->nbusy++;
         pthread_mutex_unlock(&r->mu);
         run_job(run);
         pthread_mutex_lock(&r->mu);
+        r->nbusy--;
+        bool first = !r->done;
+        if (first)
+            r->done_since_us = mono_us();
         run->next = r->done;
         r->done = run;
         /* A runner with a single executor runs a loop: it records its run and claims the
@@ -884,10 +923,14 @@ static void *exec_main(void *arg)
          * cost two thread switches. With more, the dispatcher leads every turn, recording
          * together the runs that ended meanwhile — on one connection: on SQLite a
          * connection that writes after another starts with a cold page cache. */
-        if (r->nexec > 1 || r->turn_busy || r->stopping)
-            pthread_cond_signal(&r->wake);
-        else
+        if (r->nexec > 1 || r->turn_busy || r->stopping) {
+            /* the dispatcher gathers the runs that end together (dispatch_main): it is told
+             * of the first, and when the last of them is done */
+            if (first || (r->nbusy == 0 && !r->ready_head) || r->stopping)
+                pthread_cond_signal(&r->wake);
+        } else {
             lead(r, false, 2);
+        }
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -907,7 +950,13 @@ static void *dispatch_main(void *arg)
         bool poll_due = now >= next_poll && !r->stopping;
         if (poll_due)
             next_poll = now + r->o.poll_ms;
-        if (!r->turn_busy)
+        /* Runs that ended wait a moment (GATHER_US) for the others still running or about to
+         * start, so that short jobs are recorded and replaced by one turn per batch rather
+         * than one each. */
+        int64_t gather_until = r->done_since_us + GATHER_US;
+        bool gather = r->done && (r->nbusy > 0 || r->ready_head) && mono_us() < gather_until &&
+                      !r->stopping && !r->quit && !r->kicked && !poll_due;
+        if (!r->turn_busy && !gather)
             lead(r, poll_due, 4);
         if (r->quit && !r->done && !r->turn_busy)
             break;
@@ -928,6 +977,10 @@ static void *dispatch_main(void *arg)
                 maintain(r, sweep);
             }
             pthread_mutex_lock(&r->mu);
+            continue;
+        }
+        if (gather && !r->turn_busy) {
+            cond_wait_until_us(&r->wake, &r->mu, gather_until);
             continue;
         }
         /* work that needs a turn now: wait only for the turn under way to end */

@@ -1196,7 +1196,8 @@ Test(workflows, an_execution_whose_job_ended_is_closed)
            id, NULL, NULL);
     execute(&o, id, NULL, exec);
     /* its job failed for good without the processor (e.g. stalled too often) */
-    sql("UPDATE jobs SET state = 'failed', error = 'stalled too often' WHERE id ="
+    sql("UPDATE jobs SET state = 'failed', claimable = false, error = 'stalled too often'"
+        " WHERE id ="
         " (SELECT job_id FROM workflow_executions WHERE id = $1)",
         exec);
     cr_assert_geq(workflow_schedule_tick(t.db, jobs_now_ms()), 0);

@@ -19,6 +19,7 @@ CREATE TABLE jobs (
     data jsonb NOT NULL DEFAULT '{}',
     state text NOT NULL DEFAULT 'waiting'
         CHECK (state IN ('waiting', 'active', 'completed', 'failed', 'cancelled')),
+    claimable boolean NOT NULL DEFAULT true, -- state = 'waiting', for the claim index
     priority integer NOT NULL DEFAULT 0 CHECK (priority >= 0),
     prio integer NOT NULL,
     run_at bigint NOT NULL,
@@ -40,17 +41,19 @@ CREATE TABLE jobs (
     finished_at bigint,
     updated_at bigint NOT NULL,
     -- a lease (token) exactly while active: every change out of active clears it
-    CHECK ((state = 'active') = (lease_token IS NOT NULL))
-);
+    CHECK ((state = 'active') = (lease_token IS NOT NULL)),
+    CHECK ((state = 'waiting') = claimable)
+) WITH (fillfactor = 70);
 
--- Few indexes, each partial where it can be: a job changes state several times, and on
--- PostgreSQL every such update adds an entry to each index whose predicate the new row
--- matches. The claim (waiting jobs in claim order), the heartbeat and stalled recovery
--- (active jobs by lease owner; lease_until is in no index, so a heartbeat is a HOT update), and
--- the retention sweep and failed-jobs list (finished jobs).
-CREATE INDEX jobs_claim_idx ON jobs (queue, prio, run_at, seq) WHERE state = 'waiting';
-CREATE INDEX jobs_active_idx ON jobs (lease_owner) WHERE state = 'active';
-CREATE INDEX jobs_finished_idx ON jobs (queue, state, finished_at) WHERE finished_at IS NOT NULL;
+-- One index besides the primary key: the claim's (waiting jobs in claim order). A job's
+-- row is updated several times; PostgreSQL can keep an update on the row's own page without
+-- touching any index (a HOT update) only when no indexed column and no column of an index
+-- predicate changes. The claim has to take the row out of this index (its predicate is the
+-- `claimable` flag, set exactly while waiting); everything after — heartbeats, progress, the
+-- end of the run — changes no indexed column, and the free space fillfactor 70 leaves on each
+-- page lets those updates stay there. Workers find their jobs by primary key; the periodic
+-- stalled-lease recovery, retention sweep and admin lists read the table without an index.
+CREATE INDEX jobs_claim_idx ON jobs (queue, prio, run_at, seq) WHERE claimable;
 
 CREATE TABLE job_limits (
     queue text NOT NULL PRIMARY KEY,

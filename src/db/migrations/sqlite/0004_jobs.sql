@@ -21,6 +21,8 @@ CREATE TABLE jobs (
     data TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(data)),
     state TEXT NOT NULL DEFAULT 'waiting'
         CHECK (state IN ('waiting', 'active', 'completed', 'failed', 'cancelled')),
+    -- state = 'waiting', for the claim index (see postgres/0004_jobs.sql)
+    claimable INTEGER NOT NULL DEFAULT 1 CHECK (claimable IN (0, 1)),
     priority INTEGER NOT NULL DEFAULT 0 CHECK (priority >= 0),
     prio INTEGER NOT NULL,
     run_at INTEGER NOT NULL,
@@ -42,15 +44,13 @@ CREATE TABLE jobs (
     finished_at INTEGER,
     updated_at INTEGER NOT NULL,
     -- a lease (token) exactly while active: every change out of active clears it
-    CHECK ((state = 'active') = (lease_token IS NOT NULL))
+    CHECK ((state = 'active') = (lease_token IS NOT NULL)),
+    CHECK ((state = 'waiting') = claimable)
 ) STRICT;
 
--- Few indexes, each partial where it can be (a job changes state several times): the claim
--- (waiting jobs in claim order), the heartbeat and stalled recovery (active jobs by lease
--- owner), the retention sweep and failed-jobs list (finished jobs).
-CREATE INDEX jobs_claim_idx ON jobs (queue, prio, run_at, seq) WHERE state = 'waiting';
-CREATE INDEX jobs_active_idx ON jobs (lease_owner) WHERE state = 'active';
-CREATE INDEX jobs_finished_idx ON jobs (queue, state, finished_at) WHERE finished_at IS NOT NULL;
+-- One index besides the keys: the claim's (waiting jobs in claim order); updates after the
+-- claim change no indexed column. See postgres/0004_jobs.sql.
+CREATE INDEX jobs_claim_idx ON jobs (queue, prio, run_at, seq) WHERE claimable;
 
 -- The limiter (the specification's `limiter: {max, duration}`), shared by every process: at
 -- most max claims of the queue per window; a window starts with the first claim after the
