@@ -2,16 +2,18 @@
  * runner.c — workers for the job queue (queue.h): one dispatcher thread per runner that talks
  * to the database, and executor threads that run processors.
  *
- * Work with the database happens in "turns": one transaction that records the ends of the runs
- * that finished since the last turn and claims as many new jobs as the queues have free
- * slots, so a busy queue costs one transaction per batch, not two per job. One turn runs at a
- * time, on whichever thread needs it: an executor that just finished a job leads the next turn
- * itself (no hand-off to another thread on the hot path), the dispatcher leads the turns of
- * polls, wake-ups and stops. The dispatcher also renews the leases of the running jobs
- * (heartbeat, every lease/3), recovers stalled leases of its queues and applies their
- * retention (every sweep interval). Executors take claimed jobs in queue order and run the
- * processor. Events (progress, completed, failed) go to the realtime bus after the change
- * that they report has committed.
+ * Work with the database happens in "turns": one transaction (on PostgreSQL usually one
+ * statement) that records the ends of the runs that finished since the last turn and claims
+ * as many new jobs as the queues have free slots, so a busy queue costs one round trip per
+ * batch, not two per job. One turn runs at a time, on whichever thread needs it: the executor
+ * that ends the last run of a batch leads the next turn itself (no hand-off on the hot path);
+ * the dispatcher leads the turns of polls, wake-ups and stops, and those of runs that end
+ * while others still run (after waiting GATHER_US for them, so they are recorded together).
+ * The dispatcher also renews the leases of the running jobs (heartbeat, every lease/3),
+ * recovers stalled leases of its queues and applies their retention (every sweep interval).
+ * Executors take claimed jobs in queue order and run the processor; how many wake up depends
+ * on how long jobs take (exec_main). Events (progress, completed, failed) go to the realtime
+ * bus after the change that they report has committed.
  *
  * Owns its threads, the runs in flight and a copy of the job_env; borrows the queue table.
  */
@@ -38,6 +40,8 @@
 #define RETRY_PAUSE_MS 500 /* after a failed dispatcher transaction */
 #define MAX_QUEUES 32      /* per runner */
 #define GATHER_US 300      /* how long ended runs wait for the others of their batch */
+#define SHORT_RUN_US 200   /* jobs shorter than this (on average) need no helper thread */
+#define WATCH_US 1000      /* claimed jobs nobody took for this long get a helper */
 
 struct job_run {
     struct job job;
@@ -88,12 +92,14 @@ struct job_runner {
     struct job_run *done;
     struct job_run *live; /* claimed, not yet recorded */
     size_t nlive;
-    uint64_t gen;          /* live_add count */
-    bool turn_busy;        /* a thread is leading a turn */
-    int nidle;             /* executors waiting for work */
-    int nbusy;             /* executors running a job */
-    int64_t done_since_us; /* monotonic µs when `done` last became non-empty */
-    struct db_conn *tconn; /* PostgreSQL: the turns' connection (turn_conn) */
+    uint64_t gen;             /* live_add count */
+    bool turn_busy;           /* a thread is leading a turn */
+    int nidle;                /* executors waiting for work */
+    int nbusy;                /* executors running a job */
+    int64_t done_since_us;    /* monotonic µs when `done` last became non-empty */
+    int64_t avg_run_us;       /* recent runs' duration (moving average) */
+    int64_t ready_touched_us; /* when the ready list was last filled or taken from */
+    struct db_conn *tconn;    /* PostgreSQL: the turns' connection (turn_conn) */
     bool kicked, stopping, quit;
     atomic_bool hard;
 
@@ -540,6 +546,7 @@ struct turn {
     int want[MAX_QUEUES];    /* per queue: claims to make (0: none) */
     bool ask[MAX_QUEUES];    /* per queue: ask the database first whether it has work */
     bool full[MAX_QUEUES];   /* per queue: claim from the head of the queue, not the floor */
+    bool by_executor;        /* led by an executor, which will take a claimed job itself */
 };
 
 /*
@@ -810,10 +817,13 @@ static void do_turn(struct job_runner *r, struct turn *t)
             r->ready_tail = run;
         }
     }
-    /* one executor is woken; each one that takes a job wakes the next while jobs remain, so
-     * short jobs do not wake every thread (exec_main) */
-    if (r->ready_head && r->nidle > 0)
-        pthread_cond_signal(&r->work);
+    /* one executor is woken (exec_main wakes more for long jobs), unless an executor leads
+     * this turn and short jobs do not need another */
+    if (r->ready_head) {
+        r->ready_touched_us = mono_us();
+        if (r->nidle > 0 && (!t->by_executor || r->avg_run_us >= SHORT_RUN_US))
+            pthread_cond_signal(&r->work);
+    }
     if (r->nlive == 0)
         pthread_cond_broadcast(&r->idle);
     pthread_mutex_unlock(&r->mu);
@@ -873,12 +883,13 @@ static bool plan_turn(struct job_runner *r, struct turn *t, bool poll_due)
  * Called with the lock held: unless another thread leads a turn, lead up to max_turns of them
  * (the lock is released meanwhile). Work left over is the dispatcher's (it is signalled).
  */
-static void lead(struct job_runner *r, bool poll_due, int max_turns)
+static void lead(struct job_runner *r, bool poll_due, int max_turns, bool by_executor)
 {
     if (r->turn_busy)
         return;
     struct turn t;
     while (max_turns-- > 0 && plan_turn(r, &t, poll_due)) {
+        t.by_executor = by_executor;
         poll_due = false;
         r->turn_busy = true;
         pthread_mutex_unlock(&r->mu);
@@ -890,6 +901,14 @@ static void lead(struct job_runner *r, bool poll_due, int max_turns)
         pthread_cond_signal(&r->wake);
 }
 
+/*
+ * An executor. Short jobs (the recent average under SHORT_RUN_US) are run one after the
+ * other by the executor that has work, without waking others — a thread switch costs more
+ * than such a job — and the executor that ends the last of a batch records it and claims the
+ * next batch itself (lead), so a busy queue of short jobs runs as one thread's loop, on one
+ * connection. Longer jobs wake a helper for each job still waiting; and claimed jobs that
+ * nobody took for WATCH_US get one from the dispatcher, whatever the average says.
+ */
 static void *exec_main(void *arg)
 {
     struct job_runner *r = arg;
@@ -904,32 +923,34 @@ static void *exec_main(void *arg)
             break;
         struct job_run *run = r->ready_head;
         r->ready_head = run->next;
+        r->ready_touched_us = mono_us();
         if (!r->ready_head)
             r->ready_tail = NULL;
-        else if (r->nidle > 0)
+        else if (r->nidle > 0 && r->avg_run_us >= SHORT_RUN_US)
             pthread_cond_signal(&r->work);
         r->nbusy++;
         pthread_mutex_unlock(&r->mu);
+        int64_t t0 = mono_us();
         run_job(run);
+        int64_t took = mono_us() - t0;
         pthread_mutex_lock(&r->mu);
+        r->avg_run_us += (took - r->avg_run_us) / 8;
         r->nbusy--;
         bool first = !r->done;
         if (first)
             r->done_since_us = mono_us();
         run->next = r->done;
         r->done = run;
-        /* A runner with a single executor runs a loop: it records its run and claims the
-         * next one right here, since a hand-off to the dispatcher would batch nothing and
-         * cost two thread switches. With more, the dispatcher leads every turn, recording
-         * together the runs that ended meanwhile — on one connection: on SQLite a
-         * connection that writes after another starts with a cold page cache. */
-        if (r->nexec > 1 || r->turn_busy || r->stopping) {
-            /* the dispatcher gathers the runs that end together (dispatch_main): it is told
-             * of the first, and when the last of them is done */
-            if (first || (r->nbusy == 0 && !r->ready_head) || r->stopping)
-                pthread_cond_signal(&r->wake);
-        } else {
-            lead(r, false, 2);
+        if (r->ready_head)
+            continue; /* more of this batch to run */
+        if (r->nbusy == 0 && !r->turn_busy && !r->stopping) {
+            /* the batch is over: record it and claim the next one right here; a hand-off
+             * to the dispatcher would cost two thread switches */
+            lead(r, false, 2, true);
+        } else if (first || r->nbusy == 0 || r->stopping) {
+            /* the dispatcher gathers the runs ending together (dispatch_main): it is told of
+             * the first, and when the last of them is done */
+            pthread_cond_signal(&r->wake);
         }
     }
     pthread_mutex_unlock(&r->mu);
@@ -957,7 +978,7 @@ static void *dispatch_main(void *arg)
         bool gather = r->done && (r->nbusy > 0 || r->ready_head) && mono_us() < gather_until &&
                       !r->stopping && !r->quit && !r->kicked && !poll_due;
         if (!r->turn_busy && !gather)
-            lead(r, poll_due, 4);
+            lead(r, poll_due, 4, false);
         if (r->quit && !r->done && !r->turn_busy)
             break;
         now = mono_ms();
@@ -979,8 +1000,22 @@ static void *dispatch_main(void *arg)
             pthread_mutex_lock(&r->mu);
             continue;
         }
+        /* claimed jobs that nobody took for WATCH_US get a helper */
+        int64_t watch_until = r->ready_touched_us + WATCH_US;
+        bool watch = r->ready_head && r->nidle > 0;
+        if (watch && mono_us() >= watch_until) {
+            pthread_cond_signal(&r->work);
+            r->ready_touched_us = mono_us();
+            watch_until = r->ready_touched_us + WATCH_US;
+        }
         if (gather && !r->turn_busy) {
-            cond_wait_until_us(&r->wake, &r->mu, gather_until);
+            cond_wait_until_us(&r->wake, &r->mu,
+                               watch ? ZY_MIN(gather_until, watch_until) : gather_until);
+            continue;
+        }
+        if (watch) {
+            int64_t until_us = ZY_MIN(ZY_MIN(next_stall, next_sweep), next_hb) * 1000;
+            cond_wait_until_us(&r->wake, &r->mu, ZY_MIN(until_us, watch_until));
             continue;
         }
         /* work that needs a turn now: wait only for the turn under way to end */
@@ -1100,6 +1135,7 @@ struct job_runner *job_runner_start(const struct job_env *env, const struct job_
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&r->work, NULL);
     atomic_init(&r->hard, false);
+    r->avg_run_us = SHORT_RUN_US * 10; /* until measured: long jobs, every executor helps */
     jobs_queues_register(defs, ndefs);
     r->exec = xcalloc(r->nexec ? r->nexec : 1, sizeof(pthread_t));
     size_t started = 0;

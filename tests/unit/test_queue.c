@@ -1047,3 +1047,28 @@ Test(jobs, many_jobs_are_added_in_one_statement_in_order)
     cr_assert_eq(jobs_enqueue_many(c, "t-plain", NULL, NULL, broken, 2, NULL, ids), -1);
     cr_assert_eq(count_sql("SELECT count(*) FROM jobs"), 3);
 }
+
+/* After a stream of short jobs one executor runs them in turn without waking the others (a
+ * thread switch costs more than such a job); a long job among them must not hold up the rest:
+ * claimed jobs nobody takes for a millisecond get a helper. */
+Test(jobs, short_jobs_do_not_wait_behind_a_long_one)
+{
+    const struct job_queue_def *q = qdef("t-wide"); /* concurrency 4 */
+    struct job_runner *r = start(q, 1, NULL);
+    for (int i = 0; i < 40; i++)
+        enq_named("t-wide", "quick", NULL, NULL);
+    for (int i = 0;
+         i < 500 && count_sql("SELECT count(*) FROM jobs WHERE state = 'completed'") < 40; i++)
+        sleep_ms(10);
+    const char *slow = enq_named("t-wide", "slow", "{\"sleepMs\": 2000, \"honor\": true}", NULL);
+    const char *after[3];
+    for (int i = 0; i < 3; i++)
+        after[i] = enq_named("t-wide", "after", NULL, NULL);
+    jobs_wake();
+    for (int i = 0; i < 3; i++)
+        cr_assert(wait_state(after[i], "completed", 1500), "a short job waited for the long one");
+    cr_assert_str_eq(state_of(slow), "active", "the long one is still running");
+    cr_assert_eq(atomic_load(&rec.doubles), 0);
+    cr_assert_leq(atomic_load(&rec.max_running), 4);
+    stop(r);
+}
