@@ -1029,10 +1029,11 @@ static void *dispatch_main(void *arg)
             until = ZY_MIN(until, next_poll);
         if (pending && !r->turn_busy)
             continue;
-        if (pending)
+        /* a turn under way (perhaps an executor's, while stopping): look again soon; waiting
+         * releases the lock that its leader needs to finish */
+        if (pending || r->quit)
             until = ZY_MIN(until, now + 1);
-        if (!r->quit)
-            cond_wait_until(&r->wake, &r->mu, until);
+        cond_wait_until(&r->wake, &r->mu, until);
     }
     pthread_mutex_unlock(&r->mu);
     return NULL;
