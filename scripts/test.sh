@@ -63,7 +63,7 @@ fi
 # PostgreSQL: the same tests, a different DATABASE_URL.
 ZYGO_TEST_DB=sqlite suite "SQLite" '!(pg)/*'
 if [ -n "${ZYGO_TEST_PG_ADMIN_URL:-}" ]; then
-    ZYGO_TEST_DB=postgres suite "PostgreSQL" '@(api|validate|server|cli|database|repos|auth|mfa|account|users|oauth_flow|roles|tenants|audit|admin|matrix|rbac|jobs|jobs_api|processors|relay|ws|workflows|workflows_ws|pg)/*'
+    ZYGO_TEST_DB=postgres suite "PostgreSQL" '@(api|validate|server|cli|database|repos|auth|mfa|account|users|oauth_flow|roles|tenants|audit|admin|matrix|rbac|jobs|jobs_api|processors|relay|ws|workflows|workflows_ws|tx_hooks|pg)/*'
 fi
 
 echo "$variant: $passed passed, $failed failed"
