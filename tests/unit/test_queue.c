@@ -180,6 +180,16 @@ static struct {
     atomic_int succeed_from; /* "flaky": attempts below this fail */
 } rec = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
+/* The job is claimed ("active" is written at the claim) and its processor has been called,
+ * which comes a moment later: tests that stop or cancel a running job wait for both. */
+static void wait_running(const char *id)
+{
+    cr_assert(wait_state(id, "active", 3000));
+    for (int i = 0; i < 300 && atomic_load(&rec.runs) == 0; i++)
+        sleep_ms(10);
+    cr_assert_eq(atomic_load(&rec.runs), 1, "the processor is running");
+}
+
 /*
  * Data: {"fail": true} fails every attempt, {"unrecoverable": true}, {"sleepMs": n} (in 5 ms
  * steps; with "honor": true it stops when job_should_stop), {"flaky": true} fails unless
@@ -582,7 +592,7 @@ Test(jobs, a_running_job_cancelled_from_another_connection_stops)
     struct job_runner *r = start(
         qdef("t-plain"), 1,
         &(struct job_runner_options){.poll_ms = 10, .lease_ms = 300, .sweep_interval_ms = 60000});
-    cr_assert(wait_state(id, "active", 3000));
+    wait_running(id);
     /* the cancel comes from another database handle, as from another process */
     struct db *other;
     char err[256];
@@ -814,7 +824,7 @@ Test(jobs, stopping_lets_running_jobs_finish)
 {
     const char *id = enq_named("t-plain", "finishing", "{\"sleepMs\": 300}", NULL);
     struct job_runner *r = start(qdef("t-plain"), 1, NULL);
-    cr_assert(wait_state(id, "active", 3000));
+    wait_running(id);
     cr_assert_eq(job_runner_stop(r, 5), 0);
     cr_assert_str_eq(state_of(id), "completed", "finished within the grace period");
 }
@@ -823,7 +833,7 @@ Test(jobs, stopping_past_the_grace_period_gives_the_job_back)
 {
     const char *id = enq_named("t-plain", "endless", "{\"sleepMs\": 60000, \"honor\": true}", NULL);
     struct job_runner *r = start(qdef("t-plain"), 1, NULL);
-    cr_assert(wait_state(id, "active", 3000));
+    wait_running(id);
     cr_assert_eq(job_runner_stop(r, 0), 0, "it stopped when asked");
     cr_assert(atomic_load(&rec.saw_stop));
     cr_assert_str_eq(state_of(id), "waiting", "back in the queue for the next worker");
