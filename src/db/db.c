@@ -298,6 +298,16 @@ size_t db_textlen(const struct db_rows *r, int i)
     return r->conn->db->drv->textlen(r, i);
 }
 
+void db_text_copy(const struct db_rows *r, int i, char *out, size_t n)
+{
+    snprintf(out, n, "%s", db_is_null(r, i) ? "" : db_text(r, i));
+}
+
+char *db_text_dup(const struct db_rows *r, int i)
+{
+    return db_is_null(r, i) ? NULL : xstrndup(db_text(r, i), db_textlen(r, i));
+}
+
 int64_t db_int(const struct db_rows *r, int i)
 {
     return r->conn->db->drv->int64(r, i);

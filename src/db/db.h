@@ -208,6 +208,10 @@ bool db_is_null(const struct db_rows *r, int i);
 /* Column i of the current row; SQL NULL gives NULL / 0 / 0.0 / false. */
 const char *db_text(const struct db_rows *r, int i);
 size_t db_textlen(const struct db_rows *r, int i);
+/* Column i copied into out (at most n-1 bytes, always terminated); SQL NULL gives "". */
+void db_text_copy(const struct db_rows *r, int i, char *out, size_t n);
+/* Column i as a new string (free() it); SQL NULL gives NULL. */
+char *db_text_dup(const struct db_rows *r, int i);
 int64_t db_int(const struct db_rows *r, int i);
 double db_double(const struct db_rows *r, int i);
 bool db_bool(const struct db_rows *r, int i);

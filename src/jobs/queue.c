@@ -232,11 +232,6 @@ void jobs_rows_free(struct jobs_row *rows, int n)
     free(rows);
 }
 
-static char *dup_col(struct db_rows *r, int i)
-{
-    return db_is_null(r, i) ? NULL : xstrndup(db_text(r, i), db_textlen(r, i));
-}
-
 /*
  * The limiter's window, shared by every process through job_limits: how many claims the
  * current window still allows (window_start and used returned for limiter_add). On
@@ -373,10 +368,10 @@ int jobs_claim(struct db_conn *c, const struct job_queue_def *d, const char *own
             break;
         }
         struct sortable *s = &v[n++];
-        s->row.id = dup_col(r, 0);
-        s->row.name = dup_col(r, 1);
-        s->row.tenant_id = dup_col(r, 2);
-        s->row.data = dup_col(r, 3);
+        s->row.id = db_text_dup(r, 0);
+        s->row.name = db_text_dup(r, 1);
+        s->row.tenant_id = db_text_dup(r, 2);
+        s->row.data = db_text_dup(r, 3);
         s->row.attempts_made = (int)db_int(r, 4);
         s->row.max_attempts = (int)db_int(r, 5);
         s->row.backoff_ms = db_int(r, 6);
@@ -468,10 +463,10 @@ int jobs_complete_and_claim(struct db_conn *c, const char *const *ids, const cha
         if (n == want)
             continue; /* cannot happen: LIMIT $4 */
         struct sortable *s = &v[n++];
-        s->row.id = dup_col(r, 1);
-        s->row.name = dup_col(r, 2);
-        s->row.tenant_id = dup_col(r, 3);
-        s->row.data = dup_col(r, 4);
+        s->row.id = db_text_dup(r, 1);
+        s->row.name = db_text_dup(r, 2);
+        s->row.tenant_id = db_text_dup(r, 3);
+        s->row.data = db_text_dup(r, 4);
         s->row.attempts_made = (int)db_int(r, 5);
         s->row.max_attempts = (int)db_int(r, 6);
         s->row.backoff_ms = db_int(r, 7);

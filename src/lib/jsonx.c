@@ -24,6 +24,11 @@ json_t *jx_str(const char *s)
     return jx_strn(s ? s : "", s ? strlen(s) : 0);
 }
 
+const char *jx_get_str(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
 char *jx_dump(const json_t *v, size_t *len)
 {
     char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));

@@ -14,6 +14,9 @@
 /* A JSON string from arbitrary bytes: invalid UTF-8 sequences become U+FFFD. Never NULL. */
 json_t *jx_str(const char *s);
 json_t *jx_strn(const char *s, size_t n);
+/* The string member `key` of object o; NULL when o is not an object, the member is absent or
+ * not a string. */
+const char *jx_get_str(const json_t *o, const char *key);
 /* Compact serialisation; caller frees. Never NULL. */
 char *jx_dump(const json_t *v, size_t *len);
 /* ISO-8601 UTC timestamp with milliseconds ("2026-11-25T17:45:49.123Z") of now. */

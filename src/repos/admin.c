@@ -62,11 +62,6 @@ static json_t *run_list(struct db_conn *c, const char *count_sql, const char *pa
     return a;
 }
 
-static void copy_text(struct db_rows *r, int i, char *out, size_t n)
-{
-    snprintf(out, n, "%s", db_is_null(r, i) ? "" : db_text(r, i));
-}
-
 /* ---- tenants ------------------------------------------------------------------------------ */
 
 #define TENANT_COLUMNS                                                                             \
@@ -225,10 +220,10 @@ int admin_users_by_email(struct db_conn *c, const char *email, const char *tenan
     int n = 0;
     while (db_next(r)) {
         if (n < max) {
-            copy_text(r, 0, out[n].id, sizeof(out[n].id));
-            copy_text(r, 1, out[n].tenant_id, sizeof(out[n].tenant_id));
-            copy_text(r, 2, out[n].tenant_slug, sizeof(out[n].tenant_slug));
-            copy_text(r, 3, out[n].status, sizeof(out[n].status));
+            db_text_copy(r, 0, out[n].id, sizeof(out[n].id));
+            db_text_copy(r, 1, out[n].tenant_id, sizeof(out[n].tenant_id));
+            db_text_copy(r, 2, out[n].tenant_slug, sizeof(out[n].tenant_slug));
+            db_text_copy(r, 3, out[n].status, sizeof(out[n].status));
             out[n].is_global_admin = db_bool(r, 4);
         }
         n++;

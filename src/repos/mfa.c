@@ -5,11 +5,6 @@
 #include "repos/mfa.h"
 #include "repos/repo.h"
 
-static void copy_text(struct db_rows *r, int i, char *out, size_t n)
-{
-    snprintf(out, n, "%s", db_is_null(r, i) ? "" : db_text(r, i));
-}
-
 int mfa_factor_get(struct db_conn *c, const char *tenant_id, const char *user_id,
                    const char *factor_id, bool verified_only, struct mfa_factor *out)
 {
@@ -30,9 +25,9 @@ int mfa_factor_get(struct db_conn *c, const char *tenant_id, const char *user_id
     int found = 0;
     if (db_next(r)) {
         found = 1;
-        copy_text(r, 0, out->id, sizeof(out->id));
-        copy_text(r, 1, out->secret_sealed, sizeof(out->secret_sealed));
-        copy_text(r, 2, out->status, sizeof(out->status));
+        db_text_copy(r, 0, out->id, sizeof(out->id));
+        db_text_copy(r, 1, out->secret_sealed, sizeof(out->secret_sealed));
+        db_text_copy(r, 2, out->status, sizeof(out->status));
         out->last_step = db_int(r, 3);
     } else if (db_rows_error(r)) {
         found = -1;
@@ -155,8 +150,8 @@ int mfa_challenge_take(struct db_conn *c, const char *id, const char *now,
         return -1;
     int found = 0;
     if (db_next(r)) {
-        copy_text(r, 0, out->tenant_id, sizeof(out->tenant_id));
-        copy_text(r, 1, out->user_id, sizeof(out->user_id));
+        db_text_copy(r, 0, out->tenant_id, sizeof(out->tenant_id));
+        db_text_copy(r, 1, out->user_id, sizeof(out->user_id));
         found = 1;
     } else if (db_rows_error(r)) {
         found = -1;

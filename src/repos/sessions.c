@@ -36,11 +36,6 @@ int refresh_issue(struct db_conn *c, const char *tenant_id, const char *session_
     return rc == 1 ? 0 : -1;
 }
 
-static void copy_col(struct db_rows *r, int i, char *out, size_t n)
-{
-    snprintf(out, n, "%s", db_is_null(r, i) ? "" : db_text(r, i));
-}
-
 int refresh_find(struct db_conn *c, const char *token, struct refresh_lookup *out)
 {
     memset(out, 0, sizeof(*out));
@@ -57,14 +52,14 @@ int refresh_find(struct db_conn *c, const char *token, struct refresh_lookup *ou
     int found = 0;
     if (db_next(r)) {
         found = 1;
-        copy_col(r, 0, out->id, sizeof(out->id));
-        copy_col(r, 1, out->tenant_id, sizeof(out->tenant_id));
-        copy_col(r, 2, out->session_id, sizeof(out->session_id));
-        copy_col(r, 3, out->user_id, sizeof(out->user_id));
-        copy_col(r, 4, out->used_at, sizeof(out->used_at));
+        db_text_copy(r, 0, out->id, sizeof(out->id));
+        db_text_copy(r, 1, out->tenant_id, sizeof(out->tenant_id));
+        db_text_copy(r, 2, out->session_id, sizeof(out->session_id));
+        db_text_copy(r, 3, out->user_id, sizeof(out->user_id));
+        db_text_copy(r, 4, out->used_at, sizeof(out->used_at));
         out->session_revoked = !db_is_null(r, 5);
-        copy_col(r, 6, out->not_after, sizeof(out->not_after));
-        copy_col(r, 7, out->aal, sizeof(out->aal));
+        db_text_copy(r, 6, out->not_after, sizeof(out->not_after));
+        db_text_copy(r, 7, out->aal, sizeof(out->aal));
     } else if (db_rows_error(r)) {
         found = -1;
     }

@@ -77,11 +77,6 @@ int users_create(struct db_conn *c, const struct user_new *u)
     return rc == 1 ? 0 : -1;
 }
 
-static void copy_text(struct db_rows *r, int i, char *out, size_t n)
-{
-    snprintf(out, n, "%s", db_is_null(r, i) ? "" : db_text(r, i));
-}
-
 int users_find_login(struct db_conn *c, const char *email, const char *tenant_slug,
                      struct user_login *out, int max)
 {
@@ -98,11 +93,11 @@ int users_find_login(struct db_conn *c, const char *email, const char *tenant_sl
         return -1;
     int n = 0;
     while (n < max && db_next(r)) {
-        copy_text(r, 0, out[n].id, sizeof(out[n].id));
-        copy_text(r, 1, out[n].tenant_id, sizeof(out[n].tenant_id));
-        copy_text(r, 2, out[n].password_hash, sizeof(out[n].password_hash));
-        copy_text(r, 3, out[n].status, sizeof(out[n].status));
-        copy_text(r, 4, out[n].tenant_status, sizeof(out[n].tenant_status));
+        db_text_copy(r, 0, out[n].id, sizeof(out[n].id));
+        db_text_copy(r, 1, out[n].tenant_id, sizeof(out[n].tenant_id));
+        db_text_copy(r, 2, out[n].password_hash, sizeof(out[n].password_hash));
+        db_text_copy(r, 3, out[n].status, sizeof(out[n].status));
+        db_text_copy(r, 4, out[n].tenant_status, sizeof(out[n].tenant_status));
         out[n].mfa_enabled = db_bool(r, 5);
         n++;
     }
@@ -138,9 +133,9 @@ int users_auth_load(struct db_conn *c, const char *tenant_id, const char *user_i
     int found = 0;
     if (db_next(r)) {
         found = 1;
-        copy_text(r, 0, out->email, sizeof(out->email));
-        copy_text(r, 1, out->status, sizeof(out->status));
-        copy_text(r, 2, out->tenant_status, sizeof(out->tenant_status));
+        db_text_copy(r, 0, out->email, sizeof(out->email));
+        db_text_copy(r, 1, out->status, sizeof(out->status));
+        db_text_copy(r, 2, out->tenant_status, sizeof(out->tenant_status));
         out->is_global_admin = db_bool(r, 3);
         out->session_live = db_bool(r, 4);
     } else if (db_rows_error(r)) {

@@ -11,16 +11,6 @@
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-static char *dup_col(struct db_rows *r, int i)
-{
-    return db_is_null(r, i) ? NULL : xstrndup(db_text(r, i), db_textlen(r, i));
-}
-
-static void copy_col(struct db_rows *r, int i, char *out, size_t n)
-{
-    snprintf(out, n, "%s", db_is_null(r, i) ? "" : db_text(r, i));
-}
-
 /* An id that is not a UUID names nothing (and PostgreSQL would refuse the cast). */
 static bool norm_id(const char *id, char out[37])
 {
@@ -332,13 +322,13 @@ int workflows_load_ref(struct db_conn *c, const char *tenant_id, const char *id,
     int found = 0;
     if (db_next(r)) {
         found = 1;
-        copy_col(r, 0, out->id, sizeof(out->id));
-        copy_col(r, 1, out->tenant_id, sizeof(out->tenant_id));
+        db_text_copy(r, 0, out->id, sizeof(out->id));
+        db_text_copy(r, 1, out->tenant_id, sizeof(out->tenant_id));
         out->version = (int)db_int(r, 2);
         out->enabled = db_bool(r, 3);
-        copy_col(r, 4, out->trigger_type, sizeof(out->trigger_type));
-        copy_col(r, 5, out->webhook_token_hash, sizeof(out->webhook_token_hash));
-        out->steps_json = dup_col(r, 6);
+        db_text_copy(r, 4, out->trigger_type, sizeof(out->trigger_type));
+        db_text_copy(r, 5, out->webhook_token_hash, sizeof(out->webhook_token_hash));
+        out->steps_json = db_text_dup(r, 6);
     } else if (db_rows_error(r)) {
         found = -1;
     }
@@ -408,8 +398,8 @@ int workflows_exec_by_key(struct db_conn *c, const char *tenant_id, const char *
     int found = 0;
     if (db_next(r)) {
         found = 1;
-        copy_col(r, 0, id_out, 37);
-        *input_json = dup_col(r, 1);
+        db_text_copy(r, 0, id_out, 37);
+        *input_json = db_text_dup(r, 1);
     } else if (db_rows_error(r)) {
         found = -1;
     }
@@ -568,8 +558,8 @@ int workflows_exec_status(struct db_conn *c, const char *tenant_id, const char *
     int found = 0;
     if (db_next(r)) {
         found = 1;
-        copy_col(r, 0, status, 16);
-        copy_col(r, 1, job_id, 130);
+        db_text_copy(r, 0, status, 16);
+        db_text_copy(r, 1, job_id, 130);
     } else if (db_rows_error(r)) {
         found = -1;
     }
@@ -679,7 +669,7 @@ json_t *workflows_exec_events(struct db_conn *c, const char *tenant_id, const ch
             .message = db_is_null(r, 5) ? NULL : db_text(r, 5),
             .attempt = db_is_null(r, 6) ? 0 : (int)db_int(r, 6),
         };
-        copy_col(r, 7, ev.time, sizeof(ev.time));
+        db_text_copy(r, 7, ev.time, sizeof(ev.time));
         json_array_append_new(arr, workflows_event_json(&ev));
     }
     if (db_rows_error(r)) {
@@ -772,12 +762,12 @@ int workflows_run_load(struct db_conn *c, const char *tenant_id, const char *id,
     int found = 0;
     if (db_next(r)) {
         found = 1;
-        copy_col(r, 0, st->workflow_id, sizeof(st->workflow_id));
-        copy_col(r, 1, st->status, sizeof(st->status));
+        db_text_copy(r, 0, st->workflow_id, sizeof(st->workflow_id));
+        db_text_copy(r, 1, st->status, sizeof(st->status));
         st->version = (int)db_int(r, 2);
-        st->input_json = dup_col(r, 3);
-        st->steps_json = dup_col(r, 4);
-        st->signing_secret = dup_col(r, 5);
+        st->input_json = db_text_dup(r, 3);
+        st->steps_json = db_text_dup(r, 4);
+        st->signing_secret = db_text_dup(r, 5);
     } else if (db_rows_error(r)) {
         found = -1;
     }
@@ -799,9 +789,9 @@ int workflows_run_load(struct db_conn *c, const char *tenant_id, const char *id,
             st->steps = xrealloc(st->steps, (size_t)cap * sizeof(*st->steps));
         }
         struct workflow_step_state *s = &st->steps[st->nsteps++];
-        copy_col(r, 1, s->status, sizeof(s->status));
+        db_text_copy(r, 1, s->status, sizeof(s->status));
         s->attempts = (int)db_int(r, 2);
-        s->output_json = dup_col(r, 3);
+        s->output_json = db_text_dup(r, 3);
     }
     if (db_rows_error(r)) {
         db_rows_free(r);
@@ -826,10 +816,10 @@ int workflows_due(struct db_conn *c, int64_t now_ms, struct workflow_due *out, i
         return -1;
     int n = 0;
     while (n < max && db_next(r)) {
-        copy_col(r, 0, out[n].id, sizeof(out[n].id));
-        copy_col(r, 1, out[n].tenant_id, sizeof(out[n].tenant_id));
+        db_text_copy(r, 0, out[n].id, sizeof(out[n].id));
+        db_text_copy(r, 1, out[n].tenant_id, sizeof(out[n].tenant_id));
         out[n].next_fire_at = db_int(r, 2);
-        out[n].trigger_json = dup_col(r, 3);
+        out[n].trigger_json = db_text_dup(r, 3);
         n++;
     }
     if (db_rows_error(r)) {
@@ -891,10 +881,10 @@ int workflows_orphans(struct db_conn *c, struct workflow_orphan *out, int max)
         return -1;
     int n = 0;
     while (n < max && db_next(r)) {
-        copy_col(r, 0, out[n].id, sizeof(out[n].id));
-        copy_col(r, 1, out[n].tenant_id, sizeof(out[n].tenant_id));
-        copy_col(r, 2, out[n].job_state, sizeof(out[n].job_state));
-        out[n].error = dup_col(r, 3);
+        db_text_copy(r, 0, out[n].id, sizeof(out[n].id));
+        db_text_copy(r, 1, out[n].tenant_id, sizeof(out[n].tenant_id));
+        db_text_copy(r, 2, out[n].job_state, sizeof(out[n].job_state));
+        out[n].error = db_text_dup(r, 3);
         n++;
     }
     if (db_rows_error(r)) {

@@ -86,11 +86,6 @@ static const struct schema users_query_s = {
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static const char *q_str(const struct ctx *c, const char *k)
-{
-    return json_string_value(json_object_get(c->query, k));
-}
-
 /*
  * The request's connection with the explicit row-level-security bypass on: every admin query
  * spans tenants. The route permission already refused anyone but a global admin; this checks
@@ -122,8 +117,9 @@ static int list_tenants(struct ctx *c)
     pagination_from_query(c, &pg);
     long long total;
     bool failed;
-    json_t *data = admin_tenants_list(db, q_str(c, "search"), q_str(c, "status"), pg.limit,
-                                      pg.offset, &total, &failed);
+    json_t *data =
+        admin_tenants_list(db, jx_get_str(c->query, "search"), jx_get_str(c->query, "status"),
+                           pg.limit, pg.offset, &total, &failed);
     if (failed)
         return ctx_fail_db(c, db, NULL);
     ctx_json(c, 200, pagination_envelope(data, &pg, total));
@@ -225,8 +221,9 @@ static int list_users(struct ctx *c)
     pagination_from_query(c, &pg);
     long long total;
     bool failed;
-    json_t *data = admin_users_list(db, q_str(c, "search"), q_str(c, "tenantId"),
-                                    q_str(c, "status"), pg.limit, pg.offset, &total, &failed);
+    json_t *data =
+        admin_users_list(db, jx_get_str(c->query, "search"), jx_get_str(c->query, "tenantId"),
+                         jx_get_str(c->query, "status"), pg.limit, pg.offset, &total, &failed);
     if (failed)
         return ctx_fail_db(c, db, NULL);
     ctx_json(c, 200, pagination_envelope(data, &pg, total));

@@ -2,6 +2,7 @@
 #include "lib/common.h"
 
 #include "http/app.h"
+#include "lib/jsonx.h"
 #include "http/pagination.h"
 #include "repos/audit.h"
 #include "routes/audit.h"
@@ -90,11 +91,6 @@ static const struct schema list_query_s = {
         {"limit", &pagination_limit_schema, false},
         {NULL}}};
 
-static const char *q_str(const struct ctx *c, const char *k)
-{
-    return json_string_value(json_object_get(c->query, k));
-}
-
 static int list_audit(struct ctx *c)
 {
     struct db_conn *db = ctx_db(c);
@@ -103,12 +99,12 @@ static int list_audit(struct ctx *c)
     struct page pg;
     pagination_from_query(c, &pg);
     struct audit_filter f = {
-        .actor_id = q_str(c, "actorId"),
-        .action = q_str(c, "action"),
-        .resource_type = q_str(c, "resourceType"),
-        .resource_id = q_str(c, "resourceId"),
-        .from = q_str(c, "from"),
-        .to = q_str(c, "to"),
+        .actor_id = jx_get_str(c->query, "actorId"),
+        .action = jx_get_str(c->query, "action"),
+        .resource_type = jx_get_str(c->query, "resourceType"),
+        .resource_id = jx_get_str(c->query, "resourceId"),
+        .from = jx_get_str(c->query, "from"),
+        .to = jx_get_str(c->query, "to"),
     };
     long long total;
     bool failed;

@@ -2,6 +2,7 @@
 #include "lib/common.h"
 
 #include "http/app.h"
+#include "lib/jsonx.h"
 #include "lib/config.h"
 #include "lib/password.h"
 #include "lib/uuid.h"
@@ -105,11 +106,6 @@ static const struct schema token_response_s = {
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static const char *str_field(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 static void audit(struct ctx *c, struct db_conn *db, const char *tenant, const char *actor,
                   const char *action, json_t *meta)
 {
@@ -146,20 +142,20 @@ static int signup_tx(struct ctx *c, struct db_conn *db)
     db_set_rls_bypass(db, true); /* a new tenant: system work until it exists */
     /* sign-up owns an address across tenants (invitations may add it to others later) */
     struct user_login existing;
-    int n = users_find_login(db, str_field(b, "email"), NULL, &existing, 1);
+    int n = users_find_login(db, jx_get_str(b, "email"), NULL, &existing, 1);
     if (n < 0)
         return ctx_fail_db(c, db, NULL);
     if (n > 0)
         return ctx_fail(c, ZY_E_CONFLICT, "Email is already registered");
-    if (tenants_create(db, tid, str_field(b, "tenantName"), slug) < 0 ||
+    if (tenants_create(db, tid, jx_get_str(b, "tenantName"), slug) < 0 ||
         roles_seed_system(db, tid) < 0)
         return ctx_fail_db(c, db, NULL);
     struct user_new u = {
         .id = uid,
         .tenant_id = tid,
-        .email = str_field(b, "email"),
-        .first_name = str_field(b, "firstName"),
-        .last_name = str_field(b, "lastName"),
+        .email = jx_get_str(b, "email"),
+        .first_name = jx_get_str(b, "firstName"),
+        .last_name = jx_get_str(b, "lastName"),
         .password_hash = hash,
         .status = "active",
     };
@@ -172,7 +168,7 @@ static int signup_tx(struct ctx *c, struct db_conn *db)
     auth_iso(auth_now() + EMAIL_VERIFY_TTL_S, expires);
     if (otp_create(db, tid, uid, "email_verification", expires, vtoken) < 0)
         return ctx_fail_db(c, db, NULL);
-    auth_send_link(c, str_field(b, "email"), "email_verification", "Confirm your email address",
+    auth_send_link(c, jx_get_str(b, "email"), "email_verification", "Confirm your email address",
                    "Welcome! Please confirm your email address by opening:", "/verify-email",
                    vtoken);
     json_t *out;
@@ -187,7 +183,7 @@ static int signup_tx(struct ctx *c, struct db_conn *db)
 static int signup(struct ctx *c)
 {
     char *hash = arena_alloc(c->arena, PASSWORD_HASH_MAX);
-    if (password_hash(str_field(c->body, "password"), hash) < 0)
+    if (password_hash(jx_get_str(c->body, "password"), hash) < 0)
         return ctx_fail(c, ZY_E_INTERNAL, "password hashing failed");
     c->local = hash;
     return ctx_tx(c, signup_tx);
@@ -259,9 +255,9 @@ static int login(struct ctx *c)
     if (!db)
         return -1;
     struct login_state *ls = arena_alloc(c->arena, sizeof(*ls));
-    const char *pw = str_field(c->body, "password");
+    const char *pw = jx_get_str(c->body, "password");
     db_set_rls_bypass(db, true); /* the tenant is what we are finding out */
-    ls->n = users_find_login(db, str_field(c->body, "email"), str_field(c->body, "tenant"),
+    ls->n = users_find_login(db, jx_get_str(c->body, "email"), jx_get_str(c->body, "tenant"),
                              ls->cand, LOGIN_CANDIDATES);
     db_set_rls_bypass(db, false);
     if (ls->n < 0)
@@ -283,7 +279,7 @@ static int refresh_tx(struct ctx *c, struct db_conn *db)
     const struct config *cfg = app_config(c->app);
     struct refresh_lookup rt;
     db_set_rls_bypass(db, true);
-    int found = refresh_find(db, str_field(c->body, "refreshToken"), &rt);
+    int found = refresh_find(db, jx_get_str(c->body, "refreshToken"), &rt);
     db_set_rls_bypass(db, false);
     if (found < 0)
         return ctx_fail_db(c, db, NULL);
@@ -341,7 +337,7 @@ static int refresh_tx(struct ctx *c, struct db_conn *db)
 
 static int logout_tx(struct ctx *c, struct db_conn *db)
 {
-    const char *scope = str_field(c->body, "scope");
+    const char *scope = jx_get_str(c->body, "scope");
     const struct auth_user *u = c->user;
     char now[32];
     auth_iso(auth_now(), now);

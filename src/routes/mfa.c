@@ -2,6 +2,7 @@
 #include "lib/common.h"
 
 #include "http/app.h"
+#include "lib/jsonx.h"
 #include "lib/secretbox.h"
 #include "lib/token.h"
 #include "lib/totp.h"
@@ -41,11 +42,6 @@ static const struct schema challenge_s = {
         {NULL}}};
 static const struct schema disable_s = {
     .type = SCHEMA_OBJECT, .props = (const struct schema_prop[]){{"code", &code_s, true}, {NULL}}};
-
-static const char *field(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
 
 static void audit(struct ctx *c, struct db_conn *db, const char *tenant, const char *user,
                   const char *action)
@@ -135,18 +131,18 @@ static int verify_tx(struct ctx *c, struct db_conn *db)
 {
     const struct auth_user *u = c->user;
     struct mfa_factor f;
-    int found = mfa_factor_get(db, u->tenant_id, u->id, field(c->body, "factorId"), false, &f);
+    int found = mfa_factor_get(db, u->tenant_id, u->id, jx_get_str(c->body, "factorId"), false, &f);
     if (found < 0)
         return ctx_fail_db(c, db, NULL);
     if (!found || strcmp(f.status, "unverified") != 0)
         return ctx_fail(c, ZY_E_NOT_FOUND, "MFA factor with ID %s not found",
-                        field(c->body, "factorId"));
+                        jx_get_str(c->body, "factorId"));
     unsigned char *secret;
     size_t len;
     if (open_secret(c, &f, &secret, &len) < 0)
         return -1;
     int64_t step;
-    bool ok = totp_verify(secret, len, field(c->body, "code"), auth_now(), &step);
+    bool ok = totp_verify(secret, len, jx_get_str(c->body, "code"), auth_now(), &step);
     secretbox_free(secret, len);
     if (!ok)
         return ctx_fail(c, ZY_E_VALIDATION, "Invalid MFA code");
@@ -181,14 +177,14 @@ static int verify_tx(struct ctx *c, struct db_conn *db)
 
 static int challenge_tx(struct ctx *c, struct db_conn *db)
 {
-    const char *code = field(c->body, "code"), *rcode = field(c->body, "recoveryCode");
+    const char *code = jx_get_str(c->body, "code"), *rcode = jx_get_str(c->body, "recoveryCode");
     if (!code == !rcode)
         return ctx_fail(c, ZY_E_VALIDATION, "Give either code or recoveryCode");
     char now[32];
     auth_iso(auth_now(), now);
     struct mfa_challenge ch;
     db_set_rls_bypass(db, true); /* whose challenge it is decides the tenant */
-    int taken = mfa_challenge_take(db, field(c->body, "challengeId"), now, &ch);
+    int taken = mfa_challenge_take(db, jx_get_str(c->body, "challengeId"), now, &ch);
     db_set_rls_bypass(db, false);
     if (taken < 0)
         return ctx_fail_db(c, db, NULL);
@@ -230,7 +226,7 @@ static int challenge_tx(struct ctx *c, struct db_conn *db)
 static int disable_tx(struct ctx *c, struct db_conn *db)
 {
     const struct auth_user *u = c->user;
-    int ok = check_code(c, db, u->tenant_id, u->id, field(c->body, "code"));
+    int ok = check_code(c, db, u->tenant_id, u->id, jx_get_str(c->body, "code"));
     if (ok < 0)
         return -1;
     if (!ok)

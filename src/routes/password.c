@@ -2,6 +2,7 @@
 #include "lib/common.h"
 
 #include "http/app.h"
+#include "lib/jsonx.h"
 #include "lib/password.h"
 #include "middleware/rate_limit.h"
 #include "repos/audit.h"
@@ -48,11 +49,6 @@ static const struct schema token_only_s = {
     .type = SCHEMA_OBJECT,
     .props = (const struct schema_prop[]){{"token", &token_s, true}, {NULL}}};
 
-static const char *field(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 static void audit(struct ctx *c, struct db_conn *db, const char *tenant, const char *user,
                   const char *action)
 {
@@ -94,7 +90,7 @@ static int hash_then_tx(struct ctx *c, const char *field_name,
                         int (*fn)(struct ctx *c, struct db_conn *db))
 {
     char *hash = arena_alloc(c->arena, PASSWORD_HASH_MAX);
-    if (password_hash(field(c->body, field_name), hash) < 0)
+    if (password_hash(jx_get_str(c->body, field_name), hash) < 0)
         return ctx_fail(c, ZY_E_INTERNAL, "password hashing failed");
     c->local = hash;
     return ctx_tx(c, fn);
@@ -104,7 +100,7 @@ static int forgot_tx(struct ctx *c, struct db_conn *db)
 {
     struct user_login cand[5];
     db_set_rls_bypass(db, true);
-    int n = users_find_login(db, field(c->body, "email"), NULL, cand, 5);
+    int n = users_find_login(db, jx_get_str(c->body, "email"), NULL, cand, 5);
     db_set_rls_bypass(db, false);
     if (n < 0)
         return ctx_fail_db(c, db, NULL);
@@ -115,7 +111,7 @@ static int forgot_tx(struct ctx *c, struct db_conn *db)
         if (otp_create(db, cand[i].tenant_id, cand[i].id, "password_reset", expires, token) < 0)
             return ctx_fail_db(c, db, NULL);
         audit(c, db, cand[i].tenant_id, cand[i].id, "auth.password_reset_requested");
-        auth_send_link(c, field(c->body, "email"), "password_reset", "Reset your password",
+        auth_send_link(c, jx_get_str(c->body, "email"), "password_reset", "Reset your password",
                        "Someone asked to reset the password of your account. To choose a new "
                        "one, open:",
                        "/reset-password", token);
@@ -135,7 +131,7 @@ static int take_token(struct ctx *c, struct db_conn *db, const char *purpose, co
     char now[32];
     auth_iso(auth_now(), now);
     db_set_rls_bypass(db, true); /* whose token it is decides the tenant */
-    int ok = otp_take(db, field(c->body, "token"), purpose, now, tenant, user);
+    int ok = otp_take(db, jx_get_str(c->body, "token"), purpose, now, tenant, user);
     db_set_rls_bypass(db, false);
     if (ok < 0)
         return ctx_fail_db(c, db, NULL);
@@ -213,12 +209,12 @@ static int change(struct ctx *c)
     if (ok)
         snprintf(pc->was, sizeof(pc->was), "%s", db_text(r, 0));
     db_rows_free(r);
-    ok = ok && password_verify(pc->was, field(c->body, "currentPassword"));
+    ok = ok && password_verify(pc->was, jx_get_str(c->body, "currentPassword"));
     if (!ok)
         return ctx_fail_details(c, ZY_E_VALIDATION, 400,
                                 json_pack("{s:s}", "reason", "wrong_password"),
                                 "The current password is wrong");
-    if (password_hash(field(c->body, "newPassword"), pc->hash) < 0)
+    if (password_hash(jx_get_str(c->body, "newPassword"), pc->hash) < 0)
         return ctx_fail(c, ZY_E_INTERNAL, "password hashing failed");
     c->local = pc;
     return ctx_tx(c, change_tx);

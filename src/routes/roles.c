@@ -109,11 +109,6 @@ static const struct schema user_role_params_s = {
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static const char *str_field(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 static int audit(struct ctx *c, struct db_conn *db, const char *action, const char *type,
                  const char *id, json_t *meta)
 {
@@ -266,7 +261,7 @@ static int get_role(struct ctx *c)
     struct db_conn *db = ctx_db(c);
     if (!db)
         return -1;
-    const char *id = str_field(c->path_params, "id");
+    const char *id = jx_get_str(c->path_params, "id");
     bool failed;
     json_t *role = roles_find_by_id(db, c->tenant_id, id, &failed);
     if (failed)
@@ -282,7 +277,7 @@ static int list_user_roles(struct ctx *c)
     struct db_conn *db = ctx_db(c);
     if (!db)
         return -1;
-    const char *uid = str_field(c->path_params, "id");
+    const char *uid = jx_get_str(c->path_params, "id");
     if (check_user(c, db, uid) < 0)
         return -1;
     return send_user_roles(c, db, 200, uid);
@@ -292,7 +287,7 @@ static int list_user_roles(struct ctx *c)
 
 static int create_role_tx(struct ctx *c, struct db_conn *db)
 {
-    const char *name = str_field(c->body, "name");
+    const char *name = jx_get_str(c->body, "name");
     json_t *perms = known_permissions(c, json_object_get(c->body, "permissions"));
     if (!perms)
         return -1;
@@ -302,7 +297,7 @@ static int create_role_tx(struct ctx *c, struct db_conn *db)
     char id[37];
     uuid_v7(id);
     char *pj = jx_dump(perms, NULL);
-    int rc = roles_create(db, c->tenant_id, id, name, str_field(c->body, "description"), pj);
+    int rc = roles_create(db, c->tenant_id, id, name, jx_get_str(c->body, "description"), pj);
     free(pj);
     if (rc < 0)
         return ctx_fail_db(c, db, arena_printf(c->arena, "A role named '%s' already exists", name));
@@ -319,7 +314,7 @@ static int create_role_tx(struct ctx *c, struct db_conn *db)
 
 static int update_role_tx(struct ctx *c, struct db_conn *db)
 {
-    const char *id = str_field(c->path_params, "id");
+    const char *id = jx_get_str(c->path_params, "id");
     json_t *role = load_role(c, db, id);
     if (!role)
         return -1;
@@ -342,10 +337,11 @@ static int update_role_tx(struct ctx *c, struct db_conn *db)
         if (check_escalation(c, perms) < 0)
             return -1;
     }
-    const char *name = json_object_get(b, "name") ? str_field(b, "name") : str_field(role, "name");
+    const char *name =
+        json_object_get(b, "name") ? jx_get_str(b, "name") : jx_get_str(role, "name");
     /* description: absent keeps it, null clears it */
-    const char *desc = json_object_get(b, "description") ? str_field(b, "description")
-                                                         : str_field(role, "description");
+    const char *desc = json_object_get(b, "description") ? jx_get_str(b, "description")
+                                                         : jx_get_str(role, "description");
     char now[48];
     zy_iso_now(now);
     char *pj = jx_dump(perms, NULL);
@@ -366,9 +362,9 @@ static int update_role_tx(struct ctx *c, struct db_conn *db)
         json_object_set(meta, "permissions", perms);
         json_object_set(meta, "previousPermissions", old_perms);
     }
-    if (strcmp(name, str_field(role, "name")) != 0)
+    if (strcmp(name, jx_get_str(role, "name")) != 0)
         json_object_set(meta, "previousName", json_object_get(role, "name"));
-    if (audit(c, db, "role.update", "role", str_field(role, "id"), meta) < 0)
+    if (audit(c, db, "role.update", "role", jx_get_str(role, "id"), meta) < 0)
         return -1;
     bool failed;
     json_t *updated = roles_find_by_id(db, c->tenant_id, id, &failed);
@@ -380,7 +376,7 @@ static int update_role_tx(struct ctx *c, struct db_conn *db)
 
 static int delete_role_tx(struct ctx *c, struct db_conn *db)
 {
-    const char *id = str_field(c->path_params, "id");
+    const char *id = jx_get_str(c->path_params, "id");
     json_t *role = load_role(c, db, id);
     if (!role)
         return -1;
@@ -394,8 +390,8 @@ static int delete_role_tx(struct ctx *c, struct db_conn *db)
         return ctx_fail_db(c, db, NULL);
     if (rc == 0)
         return ctx_fail(c, ZY_E_NOT_FOUND, "Role with ID %s not found", id);
-    if (audit(c, db, "role.delete", "role", str_field(role, "id"),
-              json_pack("{s:s, s:I}", "name", str_field(role, "name"), "unassignedUsers",
+    if (audit(c, db, "role.delete", "role", jx_get_str(role, "id"),
+              json_pack("{s:s, s:I}", "name", jx_get_str(role, "name"), "unassignedUsers",
                         (json_int_t)unassigned)) < 0)
         return -1;
     ctx_body(c, 204, NULL, "", 0);
@@ -406,15 +402,15 @@ static int delete_role_tx(struct ctx *c, struct db_conn *db)
 
 static int assign_role_tx(struct ctx *c, struct db_conn *db)
 {
-    const char *uid = str_field(c->path_params, "id");
+    const char *uid = jx_get_str(c->path_params, "id");
     if (check_user(c, db, uid) < 0)
         return -1;
-    json_t *role = load_role(c, db, str_field(c->body, "roleId"));
+    json_t *role = load_role(c, db, jx_get_str(c->body, "roleId"));
     if (!role)
         return -1;
     if (check_escalation(c, json_object_get(role, "permissions")) < 0)
         return -1;
-    const char *rid = str_field(role, "id"), *rname = str_field(role, "name");
+    const char *rid = jx_get_str(role, "id"), *rname = jx_get_str(role, "name");
     int rc = roles_assign(db, c->tenant_id, uid, rid);
     if (rc < 0)
         return ctx_fail_db(c, db, NULL);
@@ -430,16 +426,16 @@ static int assign_role_tx(struct ctx *c, struct db_conn *db)
 
 static int unassign_role_tx(struct ctx *c, struct db_conn *db)
 {
-    const char *uid = str_field(c->path_params, "id");
+    const char *uid = jx_get_str(c->path_params, "id");
     if (check_user(c, db, uid) < 0)
         return -1;
     /* locked: two owners removing each other at once cannot both pass the last-owner check */
-    json_t *role = load_role(c, db, str_field(c->path_params, "roleId"));
+    json_t *role = load_role(c, db, jx_get_str(c->path_params, "roleId"));
     if (!role)
         return -1;
     if (check_escalation(c, json_object_get(role, "permissions")) < 0)
         return -1;
-    const char *rid = str_field(role, "id"), *rname = str_field(role, "name");
+    const char *rid = jx_get_str(role, "id"), *rname = jx_get_str(role, "name");
     int rc = roles_unassign(db, c->tenant_id, uid, rid);
     if (rc < 0)
         return ctx_fail_db(c, db, NULL);

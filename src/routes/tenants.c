@@ -102,11 +102,6 @@ static const struct schema deletion_accepted_s = {
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static const char *str_field(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 static bool slug_valid(const char *s)
 {
     size_t n = strlen(s);
@@ -144,7 +139,7 @@ static int get_current(struct ctx *c)
 static int update_current_tx(struct ctx *c, struct db_conn *db, const char *settings)
 {
     json_t *b = c->body;
-    const char *name = str_field(b, "name"), *slug = str_field(b, "slug");
+    const char *name = jx_get_str(b, "name"), *slug = jx_get_str(b, "slug");
     bool failed;
     json_t *before = tenants_find_by_id(db, c->tenant_id, &failed);
     if (failed)
@@ -202,7 +197,7 @@ static int update_current(struct ctx *c)
 {
     /* what the schema cannot say: the slug's alphabet and the settings' size */
     json_t *issues = json_array();
-    const char *slug = str_field(c->body, "slug");
+    const char *slug = jx_get_str(c->body, "slug");
     if (slug && !slug_valid(slug))
         add_issue(issues, "slug", "invalid_string",
                   "Slug may contain only lower-case letters, digits and hyphens, and cannot "
@@ -256,13 +251,13 @@ static int delete_current_tx(struct ctx *c, struct db_conn *db)
     if (!t)
         return ctx_fail(c, ZY_E_NOT_FOUND, "Tenant with ID %s not found", c->tenant_id);
     ctx_keep(c, t);
-    if (strcmp(str_field(c->body, "confirm"), str_field(t, "slug")) != 0) {
+    if (strcmp(jx_get_str(c->body, "confirm"), jx_get_str(t, "slug")) != 0) {
         json_t *issues = json_array();
         add_issue(issues, "confirm", "custom", "Type the tenant's slug to confirm the deletion");
         return ctx_fail_details(c, ZY_E_VALIDATION, 400, json_pack("{s:o}", "issues", issues),
                                 "Request validation failed");
     }
-    const char *reason = str_field(c->body, "reason");
+    const char *reason = jx_get_str(c->body, "reason");
     char job_id[JOB_ID_MAX];
     int rc = tenant_deletion_request(db, c->tenant_id, c->user->id, reason, job_id);
     if (rc < 0)
