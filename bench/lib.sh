@@ -404,15 +404,21 @@ machine_line() {
 # (WRK_ARGS, report.lua), into $OUT/perf.txt (self time by library and symbol) and
 # $OUT/perf-children.txt (inclusive time: which of our functions the cost is spent under).
 # PERF_CALLGRAPH=dwarf gives whole stacks through libraries built without frame pointers.
+# PERF_ALL=1 records every process on the machine (the database and wrk too), sorted by command.
 perf_profile() {
+    local -a scope=(-p "$SRV_PID") sort=(dso,symbol)
+    if [ -n "${PERF_ALL:-}" ]; then
+        scope=(-a)
+        sort=(comm,dso,symbol)
+    fi
     wrk "${WRK_ARGS[@]}" -d"$WARMUP" -s "$LUA" "$1" >"$OUT/perf-wrk.txt" &
     WRK_PID=$!
     sleep 1
-    perf record -q --call-graph "${PERF_CALLGRAPH:-fp}" -o "$TMP/perf.data" -p "$SRV_PID" \
+    perf record -q --call-graph "${PERF_CALLGRAPH:-fp}" -o "$TMP/perf.data" "${scope[@]}" \
         -- sleep 3 >/dev/null 2>&1 || true
     wait "$WRK_PID"
     WRK_PID=
-    perf report -q -i "$TMP/perf.data" --no-children --sort dso,symbol --percent-limit 1 \
+    perf report -q -i "$TMP/perf.data" --no-children --sort "${sort[@]}" --percent-limit 0.5 \
         --stdio -g none >"$OUT/perf.txt" 2>/dev/null || true
     perf report -q -i "$TMP/perf.data" --children --sort symbol --percent-limit 2 \
         --stdio -g none >"$OUT/perf-children.txt" 2>/dev/null || true

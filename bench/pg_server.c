@@ -1,9 +1,9 @@
 /*
  * pg_server.c — the benchmark's Zygo server for the PostgreSQL read: the real app (all route
  * groups, all global middleware, the libmicrohttpd server, the PostgreSQL pool) plus one
- * benchmark route, GET /bench/users/:id, that reads one user by primary key through the users
- * repository, scoped to the tenant named by X-Tenant-ID (what the auth middleware will take
- * from the token). Built with `make bench-server`; run by bench/run-pg.sh.
+ * benchmark route, GET /bench/users/:id, that reads one user by primary key as GET
+ * /api/v1/users/:id does (users_send_one), scoped to the tenant named by X-Tenant-ID (what the
+ * auth middleware takes from the token there). Built with `make bench-server`; run by bench/run-pg.sh.
  *
  * Also POST /bench/publish?room=R with a JSON body: broadcastToRoom(R, body) through the app's
  * real-time bus, the trigger of bench/run-ws.sh's fan-out latency.
@@ -17,8 +17,8 @@
 #include "http/server.h"
 #include "lib/config.h"
 #include "lib/log.h"
-#include "repos/users.h"
 #include "routes/routes.h"
+#include "routes/users.h"
 #include "services/database.h"
 #include "services/realtime.h"
 
@@ -32,14 +32,7 @@ static int get_user(struct ctx *c)
     struct db_conn *db = ctx_db(c);
     if (!db)
         return -1;
-    bool failed;
-    json_t *u = users_find_by_id(db, tenant, ctx_param(c, "id"), &failed);
-    if (failed)
-        return ctx_fail_db(c, db, NULL);
-    if (!u)
-        return ctx_fail(c, ZY_E_NOT_FOUND, "User with ID %s not found", ctx_param(c, "id"));
-    ctx_json(c, 200, u);
-    return 0;
+    return users_send_one(c, db, tenant, ctx_param(c, "id"), 200);
 }
 
 static int publish(struct ctx *c)

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "http/ctx.h"
+#include "lib/buf.h"
 #include "lib/jsonx.h"
 
 static const char *const method_names[HTTP_METHOD_COUNT] = {
@@ -105,6 +106,19 @@ void ctx_body(struct ctx *c, int status, const char *content_type, const char *b
         ctx_set_header(c, "Content-Type", content_type);
     c->res.body = body;
     c->res.body_len = len;
+}
+
+int ctx_json_buf(struct ctx *c, int status, struct buf *b)
+{
+    if (b->overflow) {
+        buf_free(b);
+        return ctx_fail(c, ZY_E_INTERNAL, "response larger than its buffer");
+    }
+    size_t len;
+    char *body = buf_detach(b, &len);
+    arena_on_free(c->arena, free, body);
+    ctx_body(c, status, "application/json", body, len);
+    return 0;
 }
 
 void ctx_json(struct ctx *c, int status, json_t *v)

@@ -115,6 +115,9 @@ const char *ctx_res_header(const struct ctx *c, const char *name);
 void ctx_remove_header(struct ctx *c, const char *name);
 /* Serialises `v` (steals the reference) as the JSON body with status. */
 void ctx_json(struct ctx *c, int status, json_t *v);
+struct buf;
+/* b's JSON text as the response body (b is taken over); a 500 when b overflowed. 0 or -1. */
+int ctx_json_buf(struct ctx *c, int status, struct buf *b);
 /* Body from memory the arena (or static storage) keeps alive. */
 void ctx_body(struct ctx *c, int status, const char *content_type, const char *body, size_t len);
 

@@ -59,13 +59,5 @@ int pagination_send(struct ctx *c, struct buf *b, const struct page *p, long lon
 {
     buf_printf(b, ",\"pagination\":{\"page\":%lld,\"limit\":%lld,\"total\":%lld,\"totalPages\":%lld}}",
                (long long)p->page, (long long)p->limit, total, (total + p->limit - 1) / p->limit);
-    if (b->overflow) {
-        buf_free(b);
-        return ctx_fail(c, ZY_E_INTERNAL, "list response larger than its buffer");
-    }
-    size_t len;
-    char *body = buf_detach(b, &len);
-    arena_on_free(c->arena, free, body);
-    ctx_body(c, 200, "application/json", body, len);
-    return 0;
+    return ctx_json_buf(c, 200, b);
 }

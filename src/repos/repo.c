@@ -59,19 +59,27 @@ static int col_write(struct buf *b, struct db_rows *r, int i, enum repo_type typ
     return buf_json_str(b, db_text(r, i), db_textlen(r, i));
 }
 
+int repo_row_write(struct buf *b, struct db_rows *r, const struct repo_col *cols)
+{
+    int rc = buf_putc(b, '{');
+    for (int i = 0; cols[i].key && rc == 0; i++) {
+        if (i)
+            rc |= buf_putc(b, ',');
+        rc |= buf_json_str(b, cols[i].key, strlen(cols[i].key));
+        rc |= buf_putc(b, ':');
+        rc |= col_write(b, r, i, cols[i].type);
+    }
+    rc |= buf_putc(b, '}');
+    return rc ? -1 : 0;
+}
+
 int repo_rows_write(struct buf *b, struct db_rows *r, const struct repo_col *cols)
 {
     int rc = buf_putc(b, '[');
     for (bool first = true; rc == 0 && db_next(r); first = false) {
-        rc |= first ? buf_putc(b, '{') : buf_append(b, ",{", 2);
-        for (int i = 0; cols[i].key && rc == 0; i++) {
-            if (i)
-                rc |= buf_putc(b, ',');
-            rc |= buf_json_str(b, cols[i].key, strlen(cols[i].key));
-            rc |= buf_putc(b, ':');
-            rc |= col_write(b, r, i, cols[i].type);
-        }
-        rc |= buf_putc(b, '}');
+        if (!first)
+            rc |= buf_putc(b, ',');
+        rc |= repo_row_write(b, r, cols);
     }
     rc |= buf_putc(b, ']');
     return rc || db_rows_error(r) ? -1 : 0;

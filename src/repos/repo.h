@@ -37,6 +37,8 @@ struct buf;
  * failed (db_rows_error) or b overflowed.
  */
 int repo_rows_write(struct buf *b, struct db_rows *r, const struct repo_col *cols);
+/* The current row appended to b as one such object (single reads by id). -1 when b overflowed. */
+int repo_row_write(struct buf *b, struct db_rows *r, const struct repo_col *cols);
 
 /*
  * Scopes the connection to a tenant before a tenant-scoped query: the query's own

@@ -30,30 +30,53 @@ static const struct repo_col user_cols[] = {
     {NULL, REPO_TEXT},
 };
 
-json_t *users_find_by_id(struct db_conn *c, const char *tenant_id, const char *id, bool *failed)
+/* The user's row: 1 with *out on it, 0 when there is none (*out NULL), -1 on a database error. */
+static int find_row(struct db_conn *c, const char *tenant_id, const char *id,
+                    struct db_rows **out)
 {
-    *failed = false;
+    *out = NULL;
     char uid[37];
     /* an id that is not a UUID names no user (and PostgreSQL would refuse the cast); ids are
      * stored lower-case, which SQLite compares exactly */
     if (!uuid_valid(id) || repo_tenant(c, tenant_id) < 0)
-        return NULL;
+        return 0;
     uuid_normalize(id, uid);
     struct db_rows *r = db_query(c,
                                  "SELECT " USER_COLUMNS " FROM users"
                                  " WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
                                  DB_ARGS(DB_TEXT(uid), DB_TEXT(db_tenant(c))));
-    if (!r) {
-        *failed = true;
-        return NULL;
+    if (!r)
+        return -1;
+    if (db_next(r)) {
+        *out = r;
+        return 1;
     }
-    json_t *u = NULL;
-    if (db_next(r))
-        u = repo_row_json(r, user_cols);
-    else if (db_rows_error(r))
-        *failed = true;
+    int rc = db_rows_error(r) ? -1 : 0;
+    db_rows_free(r);
+    return rc;
+}
+
+json_t *users_find_by_id(struct db_conn *c, const char *tenant_id, const char *id, bool *failed)
+{
+    struct db_rows *r;
+    int found = find_row(c, tenant_id, id, &r);
+    *failed = found < 0;
+    if (found <= 0)
+        return NULL;
+    json_t *u = repo_row_json(r, user_cols);
     db_rows_free(r);
     return u;
+}
+
+int users_write_by_id(struct db_conn *c, const char *tenant_id, const char *id, struct buf *b)
+{
+    struct db_rows *r;
+    int found = find_row(c, tenant_id, id, &r);
+    if (found <= 0)
+        return found;
+    int rc = repo_row_write(b, r, user_cols);
+    db_rows_free(r);
+    return rc < 0 ? -2 : 1;
 }
 
 void users_email_lower(const char *email, char *out, size_t n)

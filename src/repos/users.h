@@ -15,6 +15,13 @@
  */
 json_t *users_find_by_id(struct db_conn *c, const char *tenant_id, const char *id, bool *failed);
 
+struct buf;
+/*
+ * The same User object written as JSON text onto b (the single read's fast path): 1, 0 when
+ * there is no such user, -1 on a database error, -2 when b overflowed.
+ */
+int users_write_by_id(struct db_conn *c, const char *tenant_id, const char *id, struct buf *b);
+
 struct user_new {
     const char *id; /* UUIDv7 from the caller */
     const char *tenant_id;

@@ -7,4 +7,14 @@
 
 extern const struct route_group users_routes;
 
+struct ctx;
+struct db_conn;
+/*
+ * Answers with the tenant's user as the API's User object (written as text from the row), or
+ * the error envelope: 404 when there is no such user in that tenant, 503/500 for database
+ * failures. Returns what a handler returns.
+ */
+int users_send_one(struct ctx *c, struct db_conn *db, const char *tenant_id, const char *id,
+                   int status);
+
 #endif

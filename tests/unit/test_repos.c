@@ -7,6 +7,7 @@
 #include <regex.h>
 
 #include "db/db.h"
+#include "lib/buf.h"
 #include "repos/repo.h"
 #include "repos/users.h"
 #include "dbtest.h"
@@ -105,6 +106,54 @@ Test(repos, user_by_id_never_crosses_tenants_or_shows_deleted)
     json_t *u = users_find_by_id(c, TENANT_A, "0192F0C1-7A3B-7C4D-8E5F-0000000000A1", &failed);
     cr_assert_not_null(u);
     json_decref(u);
+}
+
+/* The single read's text path (GET /users/:id) writes exactly the object the jansson path
+ * builds (login, roles, password answers): same keys, values and types, escapes included. */
+static json_t *written(const char *tenant, const char *id, int *rc)
+{
+    struct buf b;
+    buf_init(&b, 64 * 1024);
+    *rc = users_write_by_id(c, tenant, id, &b);
+    json_t *v = b.len ? json_loadb(b.data, b.len, 0, NULL) : NULL;
+    buf_free(&b);
+    return v;
+}
+
+Test(repos, user_written_as_text_equals_the_object)
+{
+    cr_assert_eq(db_set_rls_bypass(c, true), 0);
+    dbt_exec_ok(c, "UPDATE users SET last_name = 'O''Neil \"Q\" \\ \t', "
+                   "display_name = 'Zoë 名前 \U0001F600' WHERE id = '" USER_A1 "'");
+    cr_assert_eq(db_set_rls_bypass(c, false), 0);
+    const char *ids[] = {USER_A1, USER_A2};
+    for (size_t i = 0; i < ARRAY_LEN(ids); i++) {
+        bool failed;
+        json_t *want = users_find_by_id(c, TENANT_A, ids[i], &failed);
+        cr_assert_not_null(want);
+        int rc;
+        json_t *got = written(TENANT_A, ids[i], &rc);
+        cr_assert_eq(rc, 1);
+        cr_assert_not_null(got, "not valid JSON");
+        char *w = json_dumps(want, JSON_SORT_KEYS), *g = json_dumps(got, JSON_SORT_KEYS);
+        cr_assert_str_eq(g, w);
+        free(w);
+        free(g);
+        json_decref(want);
+        json_decref(got);
+    }
+    int rc;
+    cr_assert_null(written(TENANT_B, USER_A1, &rc));
+    cr_assert_eq(rc, 0, "another tenant's user is not found");
+    cr_assert_null(written(TENANT_A, USER_GONE, &rc));
+    cr_assert_eq(rc, 0, "a deleted user is not found");
+    cr_assert_null(written(TENANT_A, "not-a-uuid", &rc));
+    cr_assert_eq(rc, 0);
+    /* a buffer too small is reported, not truncated into invalid JSON */
+    struct buf b;
+    buf_init(&b, 16);
+    cr_assert_eq(users_write_by_id(c, TENANT_A, USER_A1, &b), -2);
+    buf_free(&b);
 }
 
 static long long count_users_without_filter(void)
