@@ -1,5 +1,5 @@
 /* Small library modules: JSON escaping, bounded buffers, arenas, URL decoding, UTF-8, the
- * worker queue, request ids. */
+ * worker queue, request ids, the logger's lines. */
 #include "lib/common.h"
 
 #include <criterion/criterion.h>
@@ -9,6 +9,7 @@
 #include "lib/arena.h"
 #include "lib/buf.h"
 #include "lib/jsonx.h"
+#include "lib/log.h"
 #include "lib/url.h"
 #include "lib/utf8.h"
 #include "lib/workq.h"
@@ -193,4 +194,64 @@ Test(request_id, validity)
     s[255] = 'a';
     s[256] = '\0';
     cr_assert_not(request_id_valid(s));
+}
+
+/* The JSON lines pino writes: level, time, pid, hostname, the fields, msg; numbers by hand. */
+Test(log, json_lines_have_pinos_shape)
+{
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    log_init(LOG_INFO, false, p[1]);
+    struct log_line l;
+    log_begin(&l, LOG_WARN);
+    log_str(&l, "reqId", "r-1");
+    log_str(&l, "path", "/a\"b\\c\n");
+    log_int(&l, "status", 404);
+    log_int(&l, "neg", -9223372036854775807LL - 1);
+    log_num(&l, "duration", 12.3456);
+    log_num(&l, "small", 0.0004);
+    log_num(&l, "minus", -2.5);
+    log_num(&l, "big", 1e20);
+    log_end(&l, "request \"completed\"");
+    log_begin(&l, LOG_DEBUG); /* below the level: nothing written */
+    log_int(&l, "x", 1);
+    log_end(&l, "hidden");
+    log_msg(LOG_ERROR, "plain %d", 7);
+    log_init(LOG_SILENT, false, 2);
+    close(p[1]);
+    char out[4096];
+    ssize_t n = read(p[0], out, sizeof(out) - 1);
+    close(p[0]);
+    cr_assert_gt(n, 0);
+    out[n] = '\0';
+    char *nl = strchr(out, '\n');
+    cr_assert_not_null(nl);
+    *nl = '\0';
+    json_error_t e;
+    json_t *v = json_loads(out, 0, &e);
+    cr_assert_not_null(v, "not JSON (%s): %s", e.text, out);
+    cr_assert_eq(json_integer_value(json_object_get(v, "level")), LOG_WARN);
+    cr_assert_gt(json_integer_value(json_object_get(v, "time")), 1700000000000LL);
+    cr_assert_eq(json_integer_value(json_object_get(v, "pid")), getpid());
+    cr_assert(json_is_string(json_object_get(v, "hostname")));
+    cr_assert_str_eq(json_string_value(json_object_get(v, "path")), "/a\"b\\c\n");
+    cr_assert_eq(json_integer_value(json_object_get(v, "status")), 404);
+    cr_assert_eq(json_integer_value(json_object_get(v, "neg")), -9223372036854775807LL - 1);
+    cr_assert_str_eq(json_string_value(json_object_get(v, "msg")), "request \"completed\"");
+    json_decref(v);
+    /* numbers as "%.3f" writes them */
+    cr_assert_not_null(strstr(out, "\"duration\":12.346,"), "%s", out);
+    cr_assert_not_null(strstr(out, "\"small\":0.000,"), "%s", out);
+    cr_assert_not_null(strstr(out, "\"minus\":-2.500,"), "%s", out);
+    cr_assert_not_null(strstr(out, "\"big\":100000000000000000000.000,"), "%s", out);
+    /* keys in pino's order: level, time, pid, hostname first, msg last */
+    const char *head = "{\"level\":40,\"time\":";
+    cr_assert_eq(strncmp(out, head, strlen(head)), 0, "%s", out);
+    cr_assert_not_null(strstr(out, ",\"pid\":"));
+    const char *tail = "\"msg\":\"request \\\"completed\\\"\"}";
+    cr_assert_eq(strcmp(out + strlen(out) - strlen(tail), tail), 0, "%s", out);
+    /* the next line is the plain message; the debug one was never written */
+    cr_assert_not_null(strstr(nl + 1, "\"level\":50"));
+    cr_assert_not_null(strstr(nl + 1, "\"msg\":\"plain 7\"}\n"));
+    cr_assert_null(strstr(nl + 1, "hidden"));
 }
