@@ -42,7 +42,8 @@
 #   PG_SOCKET=1               both servers reach PostgreSQL over its Unix-domain socket instead
 #                             of TCP on 127.0.0.1 (the usual set-up when they share a host)
 #   PERF=1                    also profile zygo (defaults) under the load (perf, 3 s) into
-#                             perf.txt and perf-children.txt (PERF_CALLGRAPH=dwarf: whole stacks)
+#                             perf.txt and perf-children.txt (PERF_CALLGRAPH=dwarf: whole stacks;
+#                             PERF_ALL=1: every process, PostgreSQL and wrk too, by command)
 #
 # Needs: wrk, curl, node + npm, PostgreSQL server binaries and psql (installed with apt-get when
 # missing), zygo's build dependencies (`make deps`). It waits first while bench/run.sh (or
