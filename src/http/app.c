@@ -4,6 +4,7 @@
 #include "db/db.h"
 #include "http/app.h"
 #include "http/openapi.h"
+#include "jobs/queue.h"
 #include "lib/config.h"
 #include "lib/jsonx.h"
 #include "lib/log.h"
@@ -345,6 +346,18 @@ void ctx_after_commit(struct ctx *c, void (*fn)(struct ctx *c, void *arg), void 
     struct ctx_hook *h = arena_alloc(c->arena, sizeof(*h));
     *h = (struct ctx_hook){c->after_commit, fn, arg};
     c->after_commit = h;
+}
+
+static void wake_jobs(struct ctx *c, void *arg)
+{
+    (void)c;
+    (void)arg;
+    jobs_wake();
+}
+
+void ctx_wake_jobs(struct ctx *c)
+{
+    ctx_after_commit(c, wake_jobs, NULL);
 }
 
 /* The hooks were pushed newest first: run them oldest first. */

@@ -77,6 +77,10 @@ int ctx_tx(struct ctx *c, int (*fn)(struct ctx *c, struct db_conn *db));
  * once the change is durable: real-time messages, waking workers. */
 void ctx_after_commit(struct ctx *c, void (*fn)(struct ctx *c, void *arg), void *arg);
 
+/* This process's job workers are woken once the request's transaction commits (ctx_after_commit),
+ * so a job it queued starts now instead of at their next poll. */
+void ctx_wake_jobs(struct ctx *c);
+
 /* Inside ctx_tx: commits what was done so far (running its after-commit hooks) and opens a
  * new transaction, for a change that must stick although the request then fails. 0 or -1
  * (error set). */

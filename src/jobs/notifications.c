@@ -60,8 +60,6 @@ int notifications_enqueue(struct db_conn *c, const struct secretbox_keyring *kr,
     struct job_opts o = {.job_id = job_id};
     int rc = jobs_enqueue(c, "notifications", m->kind, tenant_id, dj, &o, id_out);
     free(dj);
-    if (rc == 0)
-        jobs_wake();
     return rc;
 }
 

@@ -25,6 +25,8 @@
  * the bypass on, else be scoped to that tenant). kr seals the bodies (NULL or no current key:
  * they go in the clear). job_id: a de-duplication id, or NULL. Returns what jobs_enqueue does:
  * 0 added, 1 already there, -1 refused (invalid message, logged) or a database error.
+ * The caller wakes the workers (jobs_wake) once the job is committed: a wake before the commit
+ * finds nothing, and the job then waits for the next poll.
  */
 int notifications_enqueue(struct db_conn *c, const struct secretbox_keyring *kr,
                           const char *tenant_id, const struct mail *m, const char *job_id,

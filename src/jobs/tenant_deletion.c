@@ -59,10 +59,7 @@ int tenant_deletion_request(struct db_conn *c, const char *tenant_id, const char
     struct job_opts o = {.job_id = job_id};
     int rc = jobs_enqueue(c, "tenant-deletion", "tenant-deletion", tid, dj, &o, job_id_out);
     free(dj);
-    if (rc < 0)
-        return -1;
-    jobs_wake();
-    return 0;
+    return rc < 0 ? -1 : 0;
 }
 
 /* ---- the processor ------------------------------------------------------------------------ */
@@ -143,6 +140,7 @@ static enum job_result in_tx(struct td *t, const char *step, const char *column,
         return proc_db_error(t->j, t->c, step);
     if (db_commit(t->c) < 0)
         return proc_db_error(t->j, t->c, step);
+    jobs_wake(); /* the members' notices queued by a step go out now, not at the next poll */
     return JOB_DONE;
 }
 

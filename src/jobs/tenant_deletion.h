@@ -32,7 +32,8 @@
  * Records the deletion request and enqueues its job on c, inside the caller's transaction (c
  * scoped to tenant_id, or with the bypass). reason may be NULL. job_id_out receives the job's
  * id. 0 when requested now, 1 when a deletion of this tenant was already requested (nothing
- * changed; job_id_out is that request's job), -1 on a database error.
+ * changed; job_id_out is that request's job), -1 on a database error. The caller wakes the
+ * workers after its commit.
  */
 int tenant_deletion_request(struct db_conn *c, const char *tenant_id, const char *requested_by,
                             const char *reason, char job_id_out[JOB_ID_MAX]);

@@ -26,8 +26,6 @@ int user_deletion_enqueue(struct db_conn *c, const char *tenant_id, const char *
     struct job_opts o = {.job_id = job_id};
     int rc = jobs_enqueue(c, "user-deletion", "user-deletion", tenant_id, dj, &o, id_out);
     free(dj);
-    if (rc == 0)
-        jobs_wake();
     return rc;
 }
 

@@ -20,7 +20,7 @@
 #include "jobs/queue.h"
 
 /* Enqueues the job on c (the caller's transaction; c scoped to tenant_id or with the bypass).
- * 0 added, 1 already queued, -1 on error. */
+ * 0 added, 1 already queued, -1 on error. The caller wakes the workers after its commit. */
 int user_deletion_enqueue(struct db_conn *c, const char *tenant_id, const char *user_id,
                           const char *requested_by, char id_out[JOB_ID_MAX]);
 

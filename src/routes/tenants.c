@@ -262,6 +262,7 @@ static int delete_current_tx(struct ctx *c, struct db_conn *db)
     int rc = tenant_deletion_request(db, c->tenant_id, c->user->id, reason, job_id);
     if (rc < 0)
         return ctx_fail_db(c, db, NULL);
+    ctx_wake_jobs(c);
     if (rc == 0) {
         json_t *meta = json_pack("{s:s}", "jobId", job_id);
         if (reason)

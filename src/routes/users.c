@@ -233,6 +233,7 @@ static int delete_tx(struct ctx *c, struct db_conn *db)
     char job_id[JOB_ID_MAX];
     if (user_deletion_enqueue(db, c->tenant_id, id, c->user->id, job_id) < 0)
         return ctx_fail_db(c, db, NULL);
+    ctx_wake_jobs(c);
     audit_user(c, db, "user.delete", id);
     ctx_body(c, 204, NULL, "", 0);
     return 0;

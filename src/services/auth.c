@@ -115,6 +115,7 @@ static int queue_mail(struct ctx *c, const struct mail *m)
         log_msg(LOG_ERROR, "email (%s) not queued: %s", m->kind, db_errmsg(db));
         return -1;
     }
+    ctx_wake_jobs(c);
     return 0;
 }
 

@@ -17,6 +17,7 @@
 #include "accounts.h"
 #include "dbtest.h"
 #include "fake_smtp.h"
+#include "jobs/processors.h"
 #include "jobs/queue.h"
 #include "jobtest.h"
 #include "lib/password.h"
@@ -918,6 +919,43 @@ Test(processors, request_emails_are_queued_sealed_and_sent_after_commit)
     db_release(c);
     drain();
     cr_assert_eq(outbox_count("ann@a.example", "email_verification"), 1);
+}
+
+/* A request's email leaves at once: this process's workers are woken after the request's
+ * transaction commits, not inside it (a wake before the commit finds nothing on PostgreSQL, and
+ * the job then waits a whole poll, here 20 s). */
+Test(processors, request_emails_leave_without_waiting_for_the_poll)
+{
+    jobs_processors_register();
+    size_t n;
+    const struct job_queue_def *defs = jobs_queue_defs(&n);
+    static const char *const queues[] = {"notifications", "user-deletion"};
+    struct job_env env = jobtest_env(&t, NULL);
+    struct job_runner_options o = {.queues = queues, .nqueues = 2, .poll_ms = 20000};
+    char err[256];
+    struct job_runner *r = job_runner_start(&env, defs, n, &o, err, sizeof(err));
+    cr_assert_not_null(r, "%s", err);
+    usleep(300 * 1000); /* its first look found nothing: it sleeps for the poll now */
+    int64_t start = jobs_now_ms();
+    struct account a;
+    accounts_signup(t.app, "ann@a.example", "Tenant A", &a);
+    while (outbox_count("ann@a.example", "email_verification") == 0 &&
+           jobs_now_ms() - start < 5000)
+        usleep(20 * 1000);
+    cr_assert_eq(outbox_count("ann@a.example", "email_verification"), 1,
+                 "the email waited for the workers' poll");
+    /* the same for a job a route queues itself: a user's deletion */
+    char id[37];
+    accounts_create_user(t.db, a.tenant_id, "bob@a.example", "Bob", "member", id);
+    char path[80];
+    snprintf(path, sizeof(path), "/api/v1/users/%s", id);
+    start = jobs_now_ms();
+    cr_assert_eq(req("DELETE", path, a.access, NULL, NULL), 204);
+    while (jobtest_count(&t, "user-deletion", "completed") == 0 && jobs_now_ms() - start < 5000)
+        usleep(20 * 1000);
+    cr_assert_eq(jobtest_count(&t, "user-deletion", "completed"), 1,
+                 "the deletion waited for the workers' poll");
+    job_runner_stop(r, 5);
 }
 
 Test(processors, a_rolled_back_signup_sends_no_mail)
