@@ -185,8 +185,8 @@ static int background_start(struct background *bg, const struct config *cfg, str
     /* every process may tick: a slot fires once whoever claims it (schedule slots) */
     if (cfg->workflow_schedule_interval_ms > 0) {
         char err[256];
-        bg->sched = workflow_scheduler_start(db, cfg->workflow_schedule_interval_ms, err,
-                                             sizeof(err));
+        bg->sched = workflow_scheduler_start(db, cfg->workflow_schedule_interval_ms,
+                                             cfg->workflow_retention_days, err, sizeof(err));
         if (!bg->sched) {
             log_msg(LOG_FATAL, "workflow scheduler: %s", err);
             return -1;

@@ -502,6 +502,7 @@ int config_load(struct config *cfg, char *const *envp, struct config_errors *err
     cfg->workflow_http_allow_private = get_bool(&s, "WORKFLOW_HTTP_ALLOW_PRIVATE", false);
     cfg->workflow_schedule_interval_ms =
         (int)get_int(&s, "WORKFLOW_SCHEDULE_INTERVAL_MS", 1000, 0, 3600000);
+    cfg->workflow_retention_days = (int)get_int(&s, "WORKFLOW_RETENTION_DAYS", 30, 0, 36500);
 
     size_t nenv = 0;
     while (envp && envp[nenv])

@@ -87,6 +87,8 @@ struct config {
                                          private addresses (tests, closed networks only) */
     int workflow_schedule_interval_ms; /* WORKFLOW_SCHEDULE_INTERVAL_MS: how often a process
                                           looks for due schedules; 0: never in this process */
+    int workflow_retention_days; /* WORKFLOW_RETENTION_DAYS: ended executions kept this long;
+                                    0: forever */
 };
 
 /* Problems found while loading; each is one human-readable line. */

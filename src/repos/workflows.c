@@ -866,6 +866,16 @@ int workflows_slots_prune(struct db_conn *c, int64_t before_ms)
                    DB_ARGS(DB_INT(before_ms)));
 }
 
+int workflows_executions_prune(struct db_conn *c, const char *before_iso, int limit)
+{
+    /* the same predicate as the partial index of migration 0009, so it is used */
+    return db_exec(c,
+                   "DELETE FROM workflow_executions WHERE id IN (SELECT id FROM workflow_executions"
+                   " WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at < $1"
+                   " ORDER BY finished_at LIMIT $2)",
+                   DB_ARGS(DB_TEXT(before_iso), DB_INT(limit)));
+}
+
 int workflows_orphans(struct db_conn *c, struct workflow_orphan *out, int max)
 {
     /* an execution's job is enqueued in the transaction that creates it, so a missing job

@@ -219,6 +219,10 @@ int workflows_set_next_fire(struct db_conn *c, const char *workflow_id, int64_t 
                             int64_t next);
 /* Deletes fired slots older than before_ms (bypass). */
 int workflows_slots_prune(struct db_conn *c, int64_t before_ms);
+/* Deletes up to `limit` ended executions (succeeded, failed, cancelled) that finished before
+ * before_iso, oldest first, with their steps and logs; every tenant's with the bypass. The
+ * number deleted, or -1. */
+int workflows_executions_prune(struct db_conn *c, const char *before_iso, int limit);
 
 /* Executions still queued or running whose job has ended without finishing them (failed,
  * cancelled or removed): up to max ids, tenants and the job's error (bypass). */

@@ -1544,7 +1544,6 @@ static void reconcile(struct db_conn *c, struct db *db)
 
 int workflow_schedule_tick(struct db *db, int64_t now_ms)
 {
-    static _Atomic int64_t last_prune;
     char err[256];
     struct db_conn *c = db_acquire(db, err, sizeof(err));
     if (!c)
@@ -1563,18 +1562,53 @@ int workflow_schedule_tick(struct db *db, int64_t now_ms)
     if (fired)
         jobs_wake();
     reconcile(c, db);
-    int64_t real_now = jobs_now_ms();
-    if (real_now - last_prune >= PRUNE_EVERY_MS) {
-        last_prune = real_now;
-        workflows_slots_prune(c, real_now - SLOT_KEEP_MS);
-    }
     db_release(c);
     return n < 0 ? -1 : fired;
+}
+
+/* Deleted per statement: a long prune never holds its locks (or SQLite's write lock) for long. */
+#define PRUNE_BATCH 500
+/* Batches per prune: the rest waits for the next hour, so one prune stays short. */
+#define PRUNE_BATCHES 200
+
+int workflow_prune(struct db *db, int64_t now_ms, int retention_days)
+{
+    char err[256];
+    struct db_conn *c = db_acquire(db, err, sizeof(err));
+    if (!c || db_set_rls_bypass(c, true) < 0) { /* every tenant's */
+        log_msg(LOG_WARN, "workflows: prune: %s", c ? db_errmsg(c) : err);
+        db_release(c);
+        return -1;
+    }
+    int total = 0, rc = workflows_slots_prune(c, now_ms - SLOT_KEEP_MS) < 0 ? -1 : 0;
+    if (rc == 0 && retention_days > 0) {
+        char before[48];
+        iso_ms(now_ms - (int64_t)retention_days * 24 * 3600 * 1000, before);
+        for (int i = 0; i < PRUNE_BATCHES; i++) {
+            int n = workflows_executions_prune(c, before, PRUNE_BATCH);
+            if (n < 0) {
+                rc = -1;
+                break;
+            }
+            total += n;
+            if (n < PRUNE_BATCH)
+                break;
+        }
+    }
+    if (rc < 0)
+        log_msg(LOG_WARN, "workflows: prune: %s", db_errmsg(c));
+    else if (total > 0)
+        log_msg(LOG_INFO, "workflows: pruned %d execution(s) ended before %d day(s) ago", total,
+                retention_days);
+    db_release(c);
+    return rc < 0 ? -1 : total;
 }
 
 struct workflow_scheduler {
     struct db *db;
     int interval_ms;
+    int retention_days;
+    int64_t last_prune; /* monotonic ms; 0: not yet */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -1589,6 +1623,13 @@ static void *scheduler_main(void *arg)
         pthread_mutex_unlock(&s->mu);
         if (workflow_schedule_tick(s->db, jobs_now_ms()) < 0)
             log_msg(LOG_WARN, "workflows: the schedule tick failed");
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t mono = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        if (s->last_prune == 0 || mono - s->last_prune >= PRUNE_EVERY_MS) {
+            s->last_prune = mono;
+            workflow_prune(s->db, jobs_now_ms(), s->retention_days);
+        }
         pthread_mutex_lock(&s->mu);
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
@@ -1605,12 +1646,13 @@ static void *scheduler_main(void *arg)
     return NULL;
 }
 
-struct workflow_scheduler *workflow_scheduler_start(struct db *db, int interval_ms, char *err,
-                                                    size_t errlen)
+struct workflow_scheduler *workflow_scheduler_start(struct db *db, int interval_ms,
+                                                    int retention_days, char *err, size_t errlen)
 {
     struct workflow_scheduler *s = xcalloc(1, sizeof(*s));
     s->db = db;
     s->interval_ms = interval_ms > 0 ? interval_ms : 1000;
+    s->retention_days = retention_days;
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

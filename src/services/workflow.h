@@ -150,11 +150,21 @@ int workflow_rooms_register(void);
 /* Fires every due schedule slot at now_ms (see above); returns how many fired, or -1. */
 int workflow_schedule_tick(struct db *db, int64_t now_ms);
 
-/* A thread of this process ticking every interval_ms (config WORKFLOW_SCHEDULE_INTERVAL_MS).
+/*
+ * Retention: deletes the executions of every tenant that ended (succeeded, failed, cancelled)
+ * more than retention_days before now_ms, with their steps and logs (0: keep them all), and
+ * the fired-slot records older than a week. In batches, and at most 100,000 executions a call.
+ * Their idempotency keys go with them: a key replayed after that starts a new execution. The
+ * scheduler thread calls it hourly. Returns the executions deleted, or -1.
+ */
+int workflow_prune(struct db *db, int64_t now_ms, int retention_days);
+
+/* A thread of this process ticking every interval_ms (config WORKFLOW_SCHEDULE_INTERVAL_MS),
+ * and pruning hourly with retention_days (WORKFLOW_RETENTION_DAYS), first right at the start.
  * Stop before closing the database. NULL with err when it cannot start; stop(NULL) is a no-op. */
 struct workflow_scheduler;
-struct workflow_scheduler *workflow_scheduler_start(struct db *db, int interval_ms, char *err,
-                                                    size_t errlen);
+struct workflow_scheduler *workflow_scheduler_start(struct db *db, int interval_ms,
+                                                    int retention_days, char *err, size_t errlen);
 void workflow_scheduler_stop(struct workflow_scheduler *s);
 
 #endif

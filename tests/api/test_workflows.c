@@ -1164,7 +1164,7 @@ Test(workflows, the_scheduler_thread_fires_due_slots)
            "\"steps\":[{\"name\":\"w\",\"type\":\"delay\",\"config\":{\"ms\":1}}]}",
            id, NULL, NULL);
     char err[128];
-    struct workflow_scheduler *sch = workflow_scheduler_start(t.db, 50, err, sizeof(err));
+    struct workflow_scheduler *sch = workflow_scheduler_start(t.db, 50, 30, err, sizeof(err));
     cr_assert_not_null(sch, "%s", err);
     sleep_ms(200);
     cr_assert_eq(count("SELECT count(*) FROM workflow_executions WHERE workflow_id = $1", id), 0,
@@ -1184,6 +1184,82 @@ Test(workflows, the_scheduler_thread_fires_due_slots)
     workflow_scheduler_stop(sch);
     cr_assert_eq(count("SELECT count(*) FROM workflow_executions WHERE workflow_id = $1", id), 1);
     workflow_scheduler_stop(NULL);
+}
+
+static void days_ago(int days, char out[32])
+{
+    time_t when = time(NULL) - (time_t)days * 24 * 3600;
+    struct tm tm;
+    gmtime_r(&when, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+}
+
+static int64_t rows_of(const char *table, const char *exec)
+{
+    char q[160];
+    snprintf(q, sizeof(q), "SELECT count(*) FROM %s WHERE %s = $1", table,
+             strcmp(table, "workflow_executions") == 0 ? "id" : "execution_id");
+    return count(q, exec);
+}
+
+/* Retention (WORKFLOW_RETENTION_DAYS): executions that ended before the cut-off go, with
+ * their steps and logs, in every tenant; recent ones and unfinished ones stay, whatever their
+ * age; 0 keeps everything. */
+Test(workflows, ended_executions_are_pruned_after_the_retention)
+{
+    struct account o, p;
+    accounts_signup(t.app, "keep@a.example", NULL, &o);
+    accounts_signup(t.app, "keep@b.example", NULL, &p);
+    const char *body =
+        "{\"name\":\"r\",\"steps\":[{\"name\":\"w\",\"type\":\"delay\",\"config\":{\"ms\":1}}]}";
+    char wo[37], wp[37], old[37], recent[37], unfinished[37], other[37];
+    create(&o, body, wo, NULL, NULL);
+    create(&p, body, wp, NULL, NULL);
+    execute(&o, wo, NULL, old);
+    execute(&o, wo, NULL, recent);
+    execute(&o, wo, NULL, unfinished);
+    execute(&p, wp, NULL, other);
+    struct job_runner *r = runner();
+    const char *all[] = {old, recent, unfinished};
+    for (size_t i = 0; i < ARRAY_LEN(all); i++)
+        json_decref(wait_exec(&o, all[i], "succeeded", -1, 10000));
+    json_decref(wait_exec(&p, other, "succeeded", -1, 10000));
+    runner_stop(r);
+    cr_assert_gt(rows_of("workflow_execution_steps", old), 0);
+    cr_assert_gt(rows_of("workflow_execution_logs", old), 0);
+
+    char d40[32], d10[32];
+    days_ago(40, d40);
+    days_ago(10, d10);
+    struct db_conn *c = dbt_bypass(t.db);
+    const char *set_end = "UPDATE workflow_executions SET finished_at = $2 WHERE id = $1";
+    cr_assert_eq(db_exec(c, set_end, DB_ARGS(DB_TEXT(old), DB_TEXT(d40))), 1);
+    cr_assert_eq(db_exec(c, set_end, DB_ARGS(DB_TEXT(other), DB_TEXT(d40))), 1);
+    cr_assert_eq(db_exec(c, set_end, DB_ARGS(DB_TEXT(recent), DB_TEXT(d10))), 1);
+    cr_assert_eq(db_exec(c,
+                         "UPDATE workflow_executions SET status = 'running', finished_at = NULL,"
+                         " created_at = $2, started_at = $2 WHERE id = $1",
+                         DB_ARGS(DB_TEXT(unfinished), DB_TEXT(d40))),
+                 1);
+    db_release(c);
+
+    cr_assert_eq(workflow_prune(t.db, jobs_now_ms(), 0), 0, "0 days: kept forever");
+    cr_assert_eq(rows_of("workflow_executions", old), 1);
+    cr_assert_eq(workflow_prune(t.db, jobs_now_ms(), 30), 2, "the two that ended 40 days ago");
+    cr_assert_eq(rows_of("workflow_executions", old), 0);
+    cr_assert_eq(rows_of("workflow_execution_steps", old), 0, "its steps went with it");
+    cr_assert_eq(rows_of("workflow_execution_logs", old), 0, "and its logs");
+    cr_assert_eq(rows_of("workflow_executions", other), 0, "in every tenant");
+    cr_assert_eq(rows_of("workflow_executions", recent), 1);
+    cr_assert_gt(rows_of("workflow_execution_logs", recent), 0);
+    cr_assert_eq(rows_of("workflow_executions", unfinished), 1, "never one still running");
+    char path[128];
+    snprintf(path, sizeof(path), "/api/v1/executions/%s", old);
+    cr_assert_eq(req("GET", path, o.access, NULL, NULL), 404);
+    json_decref(get_exec(&o, recent));
+    cr_assert_eq(workflow_prune(t.db, jobs_now_ms(), 30), 0, "nothing more to do");
+    cr_assert_eq(workflow_prune(t.db, jobs_now_ms(), 5), 1, "a shorter retention takes more");
+    cr_assert_eq(rows_of("workflow_executions", recent), 0);
 }
 
 Test(workflows, an_execution_whose_job_ended_is_closed)
