@@ -864,6 +864,27 @@ int jobs_cancel(struct db_conn *c, const char *id, const char *tenant_id)
     return e < 0 ? -1 : e ? 1 : -2;
 }
 
+int jobs_cancel_tenant(struct db_conn *c, const char *tenant_id, const char *except_id)
+{
+    int64_t now = jobs_now_ms();
+    /* the same two moves as jobs_cancel, for every job of the tenant at once */
+    int a = db_exec(c,
+                    "UPDATE jobs SET state = 'cancelled', claimable = false,"
+                    " cancel_requested = true, finished_at = $3, updated_at = $3"
+                    " WHERE tenant_id = $1 AND id <> $2 AND state = 'waiting'",
+                    DB_ARGS(DB_TEXT(tenant_id), DB_TEXT(except_id ? except_id : ""),
+                            DB_INT(now)));
+    if (a < 0)
+        return -1;
+    int b = db_exec(c,
+                    "UPDATE jobs SET cancel_requested = true, updated_at = $3"
+                    " WHERE tenant_id = $1 AND id <> $2 AND state = 'active'"
+                    " AND NOT cancel_requested",
+                    DB_ARGS(DB_TEXT(tenant_id), DB_TEXT(except_id ? except_id : ""),
+                            DB_INT(now)));
+    return b < 0 ? -1 : a + b;
+}
+
 int jobs_retry(struct db_conn *c, const char *id)
 {
     int64_t now = jobs_now_ms();

@@ -224,6 +224,9 @@ json_t *jobs_get_json(struct db_conn *c, const char *id, const char *tenant_id);
  * job_should_stop). 0, 1 when the job is in a state that cannot be cancelled, -2 when absent,
  * -1 on a database error. */
 int jobs_cancel(struct db_conn *c, const char *id, const char *tenant_id);
+/* Cancels every waiting, delayed or active job of a tenant but except_id (NULL: none), as
+ * jobs_cancel does one (a tenant's deletion stops its work). The number of jobs, or -1. */
+int jobs_cancel_tenant(struct db_conn *c, const char *tenant_id, const char *except_id);
 /* Moves a failed or cancelled job back to waiting with a fresh set of attempts. Same
  * returns. */
 int jobs_retry(struct db_conn *c, const char *id);

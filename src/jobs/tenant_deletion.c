@@ -241,14 +241,16 @@ static int soft_delete(struct td *t)
                : -1;
 }
 
+/* Sessions end, and the tenant's other jobs (workflow runs, exports…) are cancelled: a
+ * running one stops at its next check instead of working on rows the purge removes. */
 static int revoke_access(struct td *t)
 {
-    return db_exec(t->c,
-                   "UPDATE sessions SET revoked_at = $2, revoked_reason = 'tenant_deleted'"
-                   " WHERE tenant_id = $1 AND revoked_at IS NULL",
-                   DB_ARGS(DB_TEXT(t->tid), DB_TEXT(t->now))) < 0
-               ? -1
-               : 0;
+    if (db_exec(t->c,
+                "UPDATE sessions SET revoked_at = $2, revoked_reason = 'tenant_deleted'"
+                " WHERE tenant_id = $1 AND revoked_at IS NULL",
+                DB_ARGS(DB_TEXT(t->tid), DB_TEXT(t->now))) < 0)
+        return -1;
+    return jobs_cancel_tenant(t->c, t->tid, t->j->id) < 0 ? -1 : 0;
 }
 
 static void archive_progress(void *arg, double done)

@@ -547,6 +547,78 @@ Test(processors, tenant_deletion_rerun_mid_purge)
     rerun_after_failure_at("purge:1");
 }
 
+/* Runs only the deletion's queues (jobtest_drain would wait for the jobs another "process"
+ * holds here) until the job is in `state`. */
+static void run_deletion_until(const char *job_id, const char *state)
+{
+    jobs_processors_register();
+    size_t n;
+    const struct job_queue_def *defs = jobs_queue_defs(&n);
+    static const char *const queues[] = {"tenant-deletion", "notifications"};
+    struct job_env env = jobtest_env(&t, NULL);
+    struct job_runner_options o = {.queues = queues, .nqueues = 2, .poll_ms = 10};
+    char err[256];
+    struct job_runner *r = job_runner_start(&env, defs, n, &o, err, sizeof(err));
+    cr_assert_not_null(r, "%s", err);
+    const char *now = NULL;
+    for (int waited = 0; waited < 30000; waited += 20) {
+        json_t *j = job(job_id);
+        bool there = strcmp(jstr(j, "state"), state) == 0;
+        json_decref(j);
+        if (there) {
+            now = state;
+            break;
+        }
+        usleep(20 * 1000);
+    }
+    job_runner_stop(r, 5);
+    cr_assert_not_null(now, "job %s never %s", job_id, state);
+}
+
+/* Access is revoked together with the tenant's other jobs: a waiting (or delayed) one ends
+ * cancelled, a running one is asked to stop (its worker sees it at its next heartbeat); other
+ * tenants' jobs and the deletion itself go on. */
+Test(processors, tenant_deletion_cancels_the_tenants_other_jobs)
+{
+    struct account a, b;
+    accounts_signup(t.app, "ann@a.example", "Tenant A", &a);
+    accounts_signup(t.app, "bob@b.example", "Tenant B", &b);
+    drain();
+    char later[JOB_ID_MAX], running[JOB_ID_MAX], others[JOB_ID_MAX];
+    struct db_conn *c = dbt_bypass(t.db);
+    struct job_opts in_an_hour = {.delay_ms = 3600 * 1000};
+    cr_assert_eq(jobs_enqueue(c, "archive", NULL, a.tenant_id, "{}", &in_an_hour, later), 0);
+    cr_assert_eq(jobs_enqueue(c, "archive", NULL, a.tenant_id, "{}", &in_an_hour, running), 0);
+    cr_assert_eq(jobs_enqueue(c, "archive", NULL, b.tenant_id, "{}", &in_an_hour, others), 0);
+    /* another process's worker has `running`, and `others`, under a lease */
+    const char *take = "UPDATE jobs SET state = 'active', claimable = false, attempts_made = 1,"
+                       " lease_owner = 'elsewhere', lease_token = 'tok', lease_until = $2,"
+                       " started_at = $2 WHERE id = $1";
+    cr_assert_eq(db_exec(c, take, DB_ARGS(DB_TEXT(running), DB_INT(jobs_now_ms() + 3600000))), 1);
+    cr_assert_eq(db_exec(c, take, DB_ARGS(DB_TEXT(others), DB_INT(jobs_now_ms() + 3600000))), 1);
+    db_release(c);
+
+    char job_id[JOB_ID_MAX];
+    snprintf(job_id, sizeof(job_id), "%s", request_deletion(&a));
+    char data[256];
+    snprintf(data, sizeof(data), "{\"tenantId\":\"%s\",\"testFailAt\":\"revoke\"}",
+             a.tenant_id);
+    sql("UPDATE jobs SET data = $2 WHERE id = $1", job_id, data);
+    run_deletion_until(job_id, "delayed"); /* it stopped after the revoke step */
+
+    job_state_is(later, "cancelled");
+    job_state_is(running, "active");
+    cr_assert_eq(count("SELECT count(*) FROM jobs WHERE id = $1 AND cancel_requested", running,
+                       NULL),
+                 1, "the running one is asked to stop");
+    job_state_is(others, "active");
+    cr_assert_eq(count("SELECT count(*) FROM jobs WHERE id = $1 AND cancel_requested", others,
+                       NULL),
+                 0, "another tenant's job goes on");
+    due_now(job_id);
+    run_deletion_until(job_id, "completed");
+}
+
 Test(processors, tenant_deletion_rewrites_a_lost_archive_before_purging)
 {
     struct account a;
