@@ -17,7 +17,6 @@
 #include "accounts.h"
 #include "dbtest.h"
 #include "fake_smtp.h"
-#include "jobs/processors.h"
 #include "jobs/queue.h"
 #include "jobtest.h"
 #include "lib/password.h"
@@ -551,15 +550,8 @@ Test(processors, tenant_deletion_rerun_mid_purge)
  * holds here) until the job is in `state`. */
 static void run_deletion_until(const char *job_id, const char *state)
 {
-    jobs_processors_register();
-    size_t n;
-    const struct job_queue_def *defs = jobs_queue_defs(&n);
     static const char *const queues[] = {"tenant-deletion", "notifications"};
-    struct job_env env = jobtest_env(&t, NULL);
-    struct job_runner_options o = {.queues = queues, .nqueues = 2, .poll_ms = 10};
-    char err[256];
-    struct job_runner *r = job_runner_start(&env, defs, n, &o, err, sizeof(err));
-    cr_assert_not_null(r, "%s", err);
+    struct job_runner *r = jobtest_runner(&t, queues, ARRAY_LEN(queues), 10);
     const char *now = NULL;
     for (int waited = 0; waited < 30000; waited += 20) {
         json_t *j = job(job_id);
@@ -998,15 +990,8 @@ Test(processors, request_emails_are_queued_sealed_and_sent_after_commit)
  * the job then waits a whole poll, here 20 s). */
 Test(processors, request_emails_leave_without_waiting_for_the_poll)
 {
-    jobs_processors_register();
-    size_t n;
-    const struct job_queue_def *defs = jobs_queue_defs(&n);
     static const char *const queues[] = {"notifications", "user-deletion"};
-    struct job_env env = jobtest_env(&t, NULL);
-    struct job_runner_options o = {.queues = queues, .nqueues = 2, .poll_ms = 20000};
-    char err[256];
-    struct job_runner *r = job_runner_start(&env, defs, n, &o, err, sizeof(err));
-    cr_assert_not_null(r, "%s", err);
+    struct job_runner *r = jobtest_runner(&t, queues, ARRAY_LEN(queues), 20000);
     usleep(300 * 1000); /* its first look found nothing: it sleeps for the poll now */
     int64_t start = jobs_now_ms();
     struct account a;

@@ -40,6 +40,20 @@ long long jobtest_count(struct tenv *t, const char *queue, const char *state)
                      DB_ARGS(DB_TEXT(queue), DB_TEXT(state)));
 }
 
+struct job_runner *jobtest_runner(struct tenv *t, const char *const *queues, size_t n,
+                                  int64_t poll_ms)
+{
+    jobs_processors_register();
+    size_t ndefs;
+    const struct job_queue_def *defs = jobs_queue_defs(&ndefs);
+    struct job_env env = jobtest_env(t, NULL); /* the runner keeps a copy */
+    struct job_runner_options o = {.queues = queues, .nqueues = n, .poll_ms = poll_ms};
+    char err[256];
+    struct job_runner *r = job_runner_start(&env, defs, ndefs, &o, err, sizeof(err));
+    cr_assert_not_null(r, "runner: %s", err);
+    return r;
+}
+
 void jobtest_drain(struct tenv *t, const struct job_env *env, int timeout_ms)
 {
     jobs_processors_register();

@@ -21,6 +21,12 @@ struct job_env jobtest_env(struct tenv *t, struct realtime *rt);
  */
 void jobtest_drain(struct tenv *t, const struct job_env *env, int timeout_ms);
 
+/* A runner of this process (the real processors) on the named queues of the specification's
+ * table, polling every poll_ms, with jobtest_env(t, NULL); stop it with job_runner_stop. Fails
+ * the test when it cannot start. */
+struct job_runner *jobtest_runner(struct tenv *t, const char *const *queues, size_t n,
+                                  int64_t poll_ms);
+
 /* How many jobs of queue (NULL: any) are in state ("waiting", "active", "completed", …). */
 long long jobtest_count(struct tenv *t, const char *queue, const char *state);
 
