@@ -29,6 +29,8 @@ static int get_user(struct ctx *c)
     const char *tenant = ctx_header(c, "X-Tenant-ID");
     if (!tenant)
         return ctx_fail(c, ZY_E_UNAUTHORIZED, "X-Tenant-ID required");
+    if (users_send_one_async(c, tenant, ctx_param(c, "id")) == CTX_PENDING)
+        return CTX_PENDING;
     struct db_conn *db = ctx_db(c);
     if (!db)
         return -1;

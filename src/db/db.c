@@ -64,6 +64,8 @@ int db_open_ex(struct db **out, const char *url, const struct db_options *opt, c
         o.idle_timeout_s = opt->idle_timeout_s;
     if (opt && opt->statement_timeout_ms != 0)
         o.statement_timeout_ms = opt->statement_timeout_ms;
+    if (opt && opt->pipeline > 0)
+        o.pipeline = opt->pipeline;
 
     const char *path;
     if (!url || !*url) {
@@ -255,6 +257,22 @@ int db_exec_script(struct db_conn *c, const char *sql)
 {
     clearerr_conn(c);
     return c->db->drv->exec_script(c, sql);
+}
+
+int db_query_async(struct db *db, const char *tenant, bool bypass, const char *sql,
+                   const struct db_param *p, size_t n, db_async_fn done, void *arg)
+{
+    if (!db->drv->query_async)
+        return -1;
+    char norm[UUID_STRLEN + 1] = "";
+    if (tenant && *tenant && !uuid_normalize(tenant, norm))
+        return -1;
+    return db->drv->query_async(db, norm, bypass, sql, p, n, done, arg);
+}
+
+uint64_t db_async_answered(const struct db *db)
+{
+    return __atomic_load_n(&db->async_answered, __ATOMIC_RELAXED);
 }
 
 struct db_rows *db_query(struct db_conn *c, const char *sql, const struct db_param *p, size_t n)

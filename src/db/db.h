@@ -125,6 +125,9 @@ struct db_options {
                                  (0: 20; negative: never) */
     int statement_timeout_ms; /* PostgreSQL: statement_timeout of every connection
                                  (0: 30000; negative: none) */
+    int pipeline;             /* PostgreSQL: connections of the pool shared, in pipeline mode,
+                                 by db_query_async (0: none, db_query_async always declines;
+                                 at most pool_max - 1, so db_acquire always finds one) */
 };
 
 /*
@@ -217,6 +220,28 @@ double db_double(const struct db_rows *r, int i);
 bool db_bool(const struct db_rows *r, int i);
 void db_rows_free(struct db_rows *r);
 
+/* ---- statements that do not block (PostgreSQL) ------------------------------------------ */
+
+/*
+ * done(arg, rows, kind, errmsg): rows of the statement's result (iterate, then db_rows_free
+ * before returning), or NULL with the error's kind and message.
+ */
+typedef void (*db_async_fn)(void *arg, struct db_rows *rows, enum db_errkind kind,
+                            const char *errmsg);
+/*
+ * Runs one statement outside any transaction, for tenant (NULL: none; row-level security as
+ * db_set_tenant) or with the bypass, without waiting for it: done is called exactly once,
+ * later, on another thread (the reader of the shared connection it went to), in the order
+ * statements were queued there. 0 when queued; -1 when it was not (SQLite, the pipeline option
+ * off, no shared connection usable now, an argument the blocking way must refuse): run it with
+ * db_query then. For reads that need nothing of a held connection; the server answers
+ * requests this way without holding a worker thread per database wait.
+ */
+int db_query_async(struct db *db, const char *tenant, bool bypass, const char *sql,
+                   const struct db_param *p, size_t n, db_async_fn done, void *arg);
+/* How many statements db_query_async has answered so far (0 on SQLite). */
+uint64_t db_async_answered(const struct db *db);
+
 /* ---- tenant context (row-level security) ----------------------------------------------- */
 
 /*
@@ -293,11 +318,14 @@ struct db_driver {
     int (*commit)(struct db_conn *c);
     int (*rollback)(struct db_conn *c);
     bool (*in_transaction)(struct db_conn *c);
+    int (*query_async)(struct db *db, const char *tenant, bool bypass, const char *sql,
+                       const struct db_param *p, size_t n, db_async_fn done, void *arg);
 };
 
 /* Each driver's own structs start with these. */
 struct db {
     const struct db_driver *drv;
+    uint64_t async_answered; /* db_query_async statements answered (atomic) */
 };
 
 struct db_conn {

@@ -31,7 +31,9 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Type OIDs of pg_type (stable across versions). */
 #define OID_BOOL 16
@@ -58,6 +60,10 @@ struct pg_stmt {
 };
 
 struct pg_db;
+struct mux_conn;
+
+/* Most shared connections one pool keeps. */
+#define MUX_MAX 16
 
 struct pg_conn {
     struct db_conn base;
@@ -103,6 +109,15 @@ struct pg_db {
     struct pg_conn *idle; /* most recently released first */
     int nopen;            /* connections open or being opened */
     uint64_t epoch;       /* bumped when a connection is found dead */
+
+    /* The shared, pipelined connections (see "pipeline" below); all under mux_mu, which is
+     * taken before mu when both are needed. */
+    int mux_max;
+    pthread_mutex_t mux_mu;
+    struct mux_conn *mux[MUX_MAX];
+    int nmux;
+    struct mux_conn *mux_dead; /* given up, freed once nobody uses them */
+    int mux_opening;
 };
 
 struct pg_rows {
@@ -215,8 +230,8 @@ static void mark_broken(struct pg_conn *c)
     pthread_mutex_unlock(&c->owner->mu);
 }
 
-/* Records the failure that res (NULL: the connection's own error) reports. */
-static void seterr_result(struct pg_conn *c, const PGresult *res)
+/* Records on dst the failure that res (NULL: the connection's own error) of c reports. */
+static void seterr_into(struct pg_conn *c, struct db_conn *dst, const PGresult *res)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -226,12 +241,18 @@ static void seterr_result(struct pg_conn *c, const PGresult *res)
     one_line(line, sizeof(line), msg, c->owner->password);
     if (PQstatus(c->h) != CONNECTION_OK || state_lost(state)) {
         mark_broken(c);
-        db_conn_seterr(&c->base, DB_ERR_UNAVAILABLE, "database connection lost: %s", line);
+        db_conn_seterr(dst, DB_ERR_UNAVAILABLE, "database connection lost: %s", line);
     } else if (state) {
-        db_conn_seterr(&c->base, classify(state), "%s (SQLSTATE %s)", line, state);
+        db_conn_seterr(dst, classify(state), "%s (SQLSTATE %s)", line, state);
     } else {
-        db_conn_seterr(&c->base, DB_ERR_OTHER, "%s", line);
+        db_conn_seterr(dst, DB_ERR_OTHER, "%s", line);
     }
+}
+
+/* Records the failure that res (NULL: the connection's own error) reports. */
+static void seterr_result(struct pg_conn *c, const PGresult *res)
+{
+    seterr_into(c, &c->base, res);
     if (!c->broken && PQtransactionStatus(c->h) == PQTRANS_INERROR &&
         c->tx_errkind == DB_ERR_NONE) {
         c->tx_errkind = c->base.errkind;
@@ -316,14 +337,14 @@ static void args_free(struct pg_args *a)
         free(a->store);
 }
 
-static int args_build(struct pg_conn *c, const struct db_param *p, size_t n, struct pg_args *a)
+static int args_build(struct db_conn *errto, const struct db_param *p, size_t n, struct pg_args *a)
 {
     a->values = n <= ARRAY_LEN(a->values_buf) ? a->values_buf : xcalloc(n, sizeof(*a->values));
     a->types = n <= ARRAY_LEN(a->types_buf) ? a->types_buf : xcalloc(n, sizeof(*a->types));
     size_t need = 0;
     for (size_t k = 0; k < n; k++) {
         if (p[k].type == DB_P_TEXT && p[k].len && memchr(p[k].text, '\0', p[k].len)) {
-            db_conn_seterr(&c->base, DB_ERR_CHECK, "parameter $%zu: text contains a NUL byte",
+            db_conn_seterr(errto, DB_ERR_CHECK, "parameter $%zu: text contains a NUL byte",
                            k + 1);
             a->store = a->store_buf;
             args_free(a);
@@ -386,14 +407,20 @@ static void stmt_forget_all(struct pg_conn *c)
     c->nstmts = 0;
 }
 
-/* Forgets a statement the server refuses to run any more (its tables changed shape). */
-static void stmt_drop(struct pg_conn *c, struct pg_stmt *s)
+/* Takes s out of the cache (the last entry moves into its place). */
+static void stmt_remove(struct pg_conn *c, struct pg_stmt *s)
 {
-    stmt_deallocate(c, s->name);
     stmt_clear(s);
     c->nstmts--;
     *s = c->stmts[c->nstmts];
     memset(&c->stmts[c->nstmts], 0, sizeof(c->stmts[0]));
+}
+
+/* Forgets a statement the server refuses to run any more (its tables changed shape). */
+static void stmt_drop(struct pg_conn *c, struct pg_stmt *s)
+{
+    stmt_deallocate(c, s->name);
+    stmt_remove(c, s);
 }
 
 static struct pg_stmt *stmt_find(struct pg_conn *c, const char *sql, uint64_t hash,
@@ -503,7 +530,7 @@ static PGresult *run(struct pg_conn *c, const char *sql, const struct db_param *
     if (context_sync(c) != 0)
         return NULL;
     struct pg_args a;
-    if (args_build(c, p, n, &a) != 0)
+    if (args_build(&c->base, p, n, &a) != 0)
         return NULL;
     PGresult *res = NULL;
     for (int attempt = 0; attempt < 2 && !res; attempt++) {
@@ -552,8 +579,7 @@ static bool tag_is(const char *tag, const char *word)
 
 static int pg_exec(struct db_conn *bc, const char *sql, const struct db_param *p, size_t n)
 {
-    struct pg_conn *c = (struct pg_conn *)bc;
-    PGresult *res = run(c, sql, p, n);
+    PGresult *res = run((struct pg_conn *)bc, sql, p, n);
     if (!res)
         return -1;
     /* Rows changed, as SQLite counts them: DML only (a SELECT's tag counts rows returned). */
@@ -590,9 +616,8 @@ static int simple(struct pg_conn *c, const char *sql)
     return ret;
 }
 
-static int pg_exec_script(struct db_conn *bc, const char *sql)
+static int conn_exec_script(struct pg_conn *c, const char *sql)
 {
-    struct pg_conn *c = (struct pg_conn *)bc;
     if (c->broken) {
         seterr_lost(c);
         return -1;
@@ -673,13 +698,9 @@ static bool ts_to_iso(const char *s, bool with_tz, char out[TS_LEN])
     return true;
 }
 
-static struct db_rows *pg_query(struct db_conn *bc, const char *sql, const struct db_param *p,
-                                size_t n)
+/* A successful result as rows to iterate (res is taken over). */
+static struct db_rows *rows_new(struct db_conn *bc, PGresult *res)
 {
-    struct pg_conn *c = (struct pg_conn *)bc;
-    PGresult *res = run(c, sql, p, n);
-    if (!res)
-        return NULL;
     struct pg_rows *r = xcalloc(1, sizeof(*r));
     r->base.conn = bc;
     r->res = res;
@@ -693,6 +714,13 @@ static struct db_rows *pg_query(struct db_conn *bc, const char *sql, const struc
         }
     }
     return &r->base;
+}
+
+static struct db_rows *pg_query(struct db_conn *bc, const char *sql, const struct db_param *p,
+                                size_t n)
+{
+    PGresult *res = run((struct pg_conn *)bc, sql, p, n);
+    return res ? rows_new(bc, res) : NULL;
 }
 
 static bool pg_next(struct db_rows *br)
@@ -814,20 +842,18 @@ static void pg_rows_free(struct db_rows *br)
 
 /* ---- transactions ------------------------------------------------------------------------ */
 
-static bool pg_in_transaction(struct db_conn *bc)
+static bool conn_in_transaction(struct pg_conn *c)
 {
-    struct pg_conn *c = (struct pg_conn *)bc;
     if (c->broken)
         return false;
     PGTransactionStatusType ts = PQtransactionStatus(c->h);
     return ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR;
 }
 
-static int pg_begin(struct db_conn *bc)
+static int conn_begin(struct pg_conn *c)
 {
-    struct pg_conn *c = (struct pg_conn *)bc;
-    if (pg_in_transaction(bc)) {
-        db_conn_seterr(bc, DB_ERR_OTHER, "a transaction is already open on this connection");
+    if (conn_in_transaction(c)) {
+        db_conn_seterr(&c->base, DB_ERR_OTHER, "a transaction is already open on this connection");
         return -1;
     }
     c->tx_errkind = DB_ERR_NONE;
@@ -835,14 +861,14 @@ static int pg_begin(struct db_conn *bc)
     return simple(c, "BEGIN");
 }
 
-static int pg_commit(struct db_conn *bc)
+static int conn_commit(struct pg_conn *c)
 {
-    struct pg_conn *c = (struct pg_conn *)bc;
+    struct db_conn *bc = &c->base;
     if (c->broken) {
         seterr_lost(c);
         return -1;
     }
-    if (!pg_in_transaction(bc)) {
+    if (!conn_in_transaction(c)) {
         db_conn_seterr(bc, DB_ERR_OTHER, "no transaction is open on this connection");
         return -1;
     }
@@ -863,7 +889,7 @@ static int pg_commit(struct db_conn *bc)
     if (ok)
         c->ctx_in_tx = false; /* committed: what was set inside it stays */
     after_statement(c);
-    if (!ok && pg_in_transaction(bc)) {
+    if (!ok && conn_in_transaction(c)) {
         /* Keep the commit's error, not the rollback's. */
         enum db_errkind kind = bc->errkind;
         memcpy(msg, bc->errmsg, sizeof(msg));
@@ -874,11 +900,11 @@ static int pg_commit(struct db_conn *bc)
     return ok ? 0 : -1;
 }
 
-static int pg_rollback(struct db_conn *bc)
+static int conn_rollback(struct pg_conn *c)
 {
-    if (!pg_in_transaction(bc))
+    if (!conn_in_transaction(c))
         return 0;
-    return simple((struct pg_conn *)bc, "ROLLBACK");
+    return simple(c, "ROLLBACK");
 }
 
 /* ---- connections ------------------------------------------------------------------------- */
@@ -1081,9 +1107,8 @@ static struct pg_conn *pool_get(struct pg_db *db, int wait_ms, int connect_timeo
     }
 }
 
-static struct db_conn *pg_acquire(struct db *bdb, char *err, size_t errlen)
+static struct db_conn *conn_acquire(struct pg_db *db, char *err, size_t errlen)
 {
-    struct pg_db *db = (struct pg_db *)bdb;
     char tmp[512];
     bool exhausted;
     struct pg_conn *c =
@@ -1098,9 +1123,9 @@ static struct db_conn *pg_acquire(struct db *bdb, char *err, size_t errlen)
     return &c->base;
 }
 
-static void pg_release(struct db_conn *bc)
+static void conn_release(struct pg_conn *c)
 {
-    struct pg_conn *c = (struct pg_conn *)bc;
+    struct db_conn *bc = &c->base;
     struct pg_db *db = c->owner;
     if (!c->in_use)
         return; /* more releases than acquires */
@@ -1132,6 +1157,567 @@ static void pg_release(struct db_conn *bc)
     free_list(doomed);
 }
 
+/* ---- pipeline: statements that do not block ---------------------------------------------
+ *
+ * db_query_async: a statement outside any transaction goes to one of a few connections of the
+ * pool kept in libpq's pipeline mode and shared by every thread; the caller does not wait. A
+ * thread appends its statement and a Sync to the connection's output under mux_mu and returns;
+ * the connection's reader thread reads the results as they come, in the order they were sent,
+ * and calls each statement's callback itself. Under load the backend finds the next statement
+ * already waiting when it finishes one, and the reader finds several results per wakeup: no
+ * thread sleeps and wakes once per statement, on either side.
+ *
+ * Every statement has its own Sync, so a failing one aborts only itself. The tenant context:
+ * each connection knows the context its next segment runs with; a statement whose tenant
+ * differs is preceded by set_config() in a segment of its own, which commits by itself (in the
+ * statement's segment a failure would roll it back and later segments would run with the old
+ * one); should that segment fail, the connection is given up with everything queued on it.
+ * A statement new to a connection is prepared in the same segment, ahead of its first use, and
+ * cached (the server refuses a wrong parameter count; later segments may use the name at once,
+ * the pipeline keeps them in order). A connection whose oldest statement has waited
+ * MUX_STALL_MS (a slow query ahead) is passed over; with none usable the caller runs the
+ * statement the blocking way.
+ */
+
+#define MUX_STALL_MS 20
+/* Statements queued on one shared connection before another is opened. */
+#define MUX_DEPTH 32
+
+enum seg_kind { SEG_QUERY, SEG_CONTEXT, SEG_DEALLOCATE };
+
+struct mux_seg {
+    struct mux_seg *next;
+    enum seg_kind kind;
+    int ncmds, got; /* statements in it (a Prepare, then the query); results complete */
+    PGresult *res[2];
+    int64_t sent_ms;
+    /* SEG_QUERY: its callback, and what it is told (set under mux_mu when answered) */
+    db_async_fn done;
+    void *arg;
+    char name[24]; /* the prepared statement it runs */
+    bool lost;
+    PGresult *ok;
+    enum db_errkind errkind;
+    char errmsg[sizeof(((struct db_conn *)0)->errmsg)];
+};
+
+struct mux_conn {
+    struct pg_conn *pc;
+    struct mux_seg *head, *tail; /* sent, results not all read yet */
+    struct mux_seg *ready;       /* answered queries whose callbacks the reader runs next */
+    int pending;
+    int users; /* the reader, and a sender while it sends */
+    bool dead;
+    bool stop;                  /* the database is closing: the reader ends */
+    bool reader_done;
+    struct mux_conn *next_dead; /* pg_db.mux_dead */
+    int wake_fd;                /* eventfd that interrupts the reader's poll */
+    pthread_t reader;
+    /* the context segments sent from now on run with */
+    bool ctx_known, ctx_bypass;
+    char ctx_tenant[sizeof(((struct db_conn *)0)->tenant)];
+};
+
+static struct mux_seg *seg_new(enum seg_kind kind, int ncmds)
+{
+    struct mux_seg *s = xcalloc(1, sizeof(*s));
+    s->kind = kind;
+    s->ncmds = ncmds;
+    return s;
+}
+
+static void seg_free(struct mux_seg *s)
+{
+    for (size_t i = 0; i < ARRAY_LEN(s->res); i++)
+        PQclear(s->res[i]);
+    PQclear(s->ok);
+    free(s);
+}
+
+/* Under mux_mu: the segment now sent (its Sync included) waits for its results. */
+static void seg_push(struct mux_conn *m, struct mux_seg *s)
+{
+    s->sent_ms = now_ms();
+    if (m->tail)
+        m->tail->next = s;
+    else
+        m->head = s;
+    m->tail = s;
+    m->pending++;
+}
+
+static struct mux_seg *seg_pop(struct mux_conn *m)
+{
+    struct mux_seg *s = m->head;
+    m->head = s->next;
+    if (!m->head)
+        m->tail = NULL;
+    m->pending--;
+    s->next = NULL;
+    return s;
+}
+
+static void mux_wake(struct mux_conn *m)
+{
+    uint64_t one = 1;
+    if (write(m->wake_fd, &one, sizeof(one)) < 0) {
+        /* an eventfd far from its limit does not refuse */
+    }
+}
+
+/* Under mux_mu: gives up m (its server went away, or we lost track of it): every statement
+ * queued on it is answered as lost (by the reader), and no new one is sent to it. */
+static void mux_kill(struct pg_db *db, struct mux_conn *m);
+
+/* Under mux_mu: forgets s on m; the server's copy goes with a DEALLOCATE queued behind the
+ * segments that may still use it. */
+static void mux_stmt_drop(struct pg_db *db, struct mux_conn *m, struct pg_stmt *s)
+{
+    char sql[48];
+    snprintf(sql, sizeof(sql), "DEALLOCATE %s", s->name);
+    stmt_remove(m->pc, s);
+    if (m->dead)
+        return;
+    if (!PQsendQueryParams(m->pc->h, sql, 0, NULL, NULL, NULL, NULL, 0) ||
+        !PQpipelineSync(m->pc->h)) {
+        mux_kill(db, m);
+        return;
+    }
+    seg_push(m, seg_new(SEG_DEALLOCATE, 1));
+}
+
+static struct pg_stmt *stmt_by_name(struct pg_conn *c, const char *name)
+{
+    for (size_t i = 0; i < c->nstmts; i++)
+        if (strcmp(c->stmts[i].name, name) == 0)
+            return &c->stmts[i];
+    return NULL;
+}
+
+/* Under mux_mu: what a query segment's callback will be told, from its results. */
+static void seg_outcome(struct pg_db *db, struct mux_conn *m, struct mux_seg *s, char *name)
+{
+    if (s->lost) {
+        s->errkind = DB_ERR_UNAVAILABLE;
+        snprintf(s->errmsg, sizeof(s->errmsg), "database connection lost");
+        return;
+    }
+    PGresult *q = s->res[s->ncmds - 1];
+    if (s->ncmds == 2 && !result_ok(s->res[0])) {
+        q = s->res[0]; /* the Prepare failed (a syntax error): that is the error */
+        struct pg_stmt *st = stmt_by_name(m->pc, name);
+        if (st)
+            stmt_remove(m->pc, st);
+    }
+    if (q && result_ok(q)) {
+        s->ok = q;
+        s->res[s->ncmds - 1] = NULL;
+        return;
+    }
+    const char *state = q ? PQresultErrorField(q, PG_DIAG_SQLSTATE) : NULL;
+    struct db_conn tmp = {.db = &db->base};
+    if (!q) {
+        db_conn_seterr(&tmp, DB_ERR_OTHER, "no result for the statement");
+    } else if (state_is(state, "08P01") && PQstatus(m->pc->h) == CONNECTION_OK) {
+        /* a wrong parameter count: the statement's fault, the connection is fine */
+        char line[400];
+        one_line(line, sizeof(line), PQresultErrorField(q, PG_DIAG_MESSAGE_PRIMARY), NULL);
+        db_conn_seterr(&tmp, DB_ERR_OTHER, "%s (SQLSTATE 08P01)", line);
+        state = NULL;
+    } else {
+        seterr_into(m->pc, &tmp, q);
+    }
+    s->errkind = tmp.errkind;
+    memcpy(s->errmsg, tmp.errmsg, sizeof(s->errmsg));
+    if ((state_is(state, "0A000") || state_is(state, "26000")) && !m->dead) {
+        /* a stale plan, or the statement gone: prepared afresh by the next one to use it */
+        struct pg_stmt *st = stmt_by_name(m->pc, name);
+        if (st)
+            mux_stmt_drop(db, m, st);
+    }
+    if (m->pc->broken || state_lost(state))
+        mux_kill(db, m);
+}
+
+/* Under mux_mu: the head segment is answered. */
+static void seg_finish(struct pg_db *db, struct mux_conn *m, struct mux_seg *s)
+{
+    if (s->kind == SEG_QUERY) {
+        seg_outcome(db, m, s, s->name);
+        s->next = m->ready;
+        m->ready = s;
+        return;
+    }
+    bool ctx_failed = s->kind == SEG_CONTEXT && !s->lost && !(s->res[0] && result_ok(s->res[0]));
+    seg_free(s);
+    if (ctx_failed)
+        mux_kill(db, m); /* the segments behind it assumed the new context */
+}
+
+static void mux_kill(struct pg_db *db, struct mux_conn *m)
+{
+    if (m->dead)
+        return;
+    m->dead = true;
+    mark_broken(m->pc);
+    for (int i = 0; i < db->nmux; i++) {
+        if (db->mux[i] == m) {
+            db->mux[i] = db->mux[--db->nmux];
+            db->mux[db->nmux] = NULL;
+            break;
+        }
+    }
+    m->next_dead = db->mux_dead;
+    db->mux_dead = m;
+    while (m->head) {
+        struct mux_seg *s = seg_pop(m);
+        s->lost = true;
+        seg_finish(db, m, s);
+    }
+    mux_wake(m); /* the reader runs the callbacks, then ends */
+}
+/* Not under mux_mu: m's reader has ended. */
+static void mux_free(struct mux_conn *m)
+{
+    pthread_join(m->reader, NULL);
+    close(m->wake_fd);
+    conn_release(m->pc); /* broken: closed */
+    free(m);
+}
+
+/* Under mux_mu: frees the given-up connections whose reader has ended and that nobody sends on. */
+static void mux_sweep(struct pg_db *db)
+{
+    for (struct mux_conn **pp = &db->mux_dead; *pp;) {
+        struct mux_conn *m = *pp;
+        if (m->users > 0) {
+            pp = &m->next_dead;
+            continue;
+        }
+        *pp = m->next_dead;
+        pthread_mutex_unlock(&db->mux_mu);
+        mux_free(m);
+        pthread_mutex_lock(&db->mux_mu);
+        pp = &db->mux_dead; /* the list may have changed meanwhile */
+    }
+}
+
+/* Under mux_mu: sends what libpq holds for m, letting go of the lock while the socket is full
+ * (the reader must be able to drain results meanwhile, or the server could block on us). */
+static int mux_flush(struct pg_db *db, struct mux_conn *m)
+{
+    for (;;) {
+        if (m->dead)
+            return -1;
+        int f = PQflush(m->pc->h);
+        if (f == 0)
+            return 0;
+        if (f < 0) {
+            mux_kill(db, m);
+            return -1;
+        }
+        struct pollfd pfd = {.fd = PQsocket(m->pc->h), .events = POLLOUT};
+        pthread_mutex_unlock(&db->mux_mu);
+        poll(&pfd, 1, 1000);
+        pthread_mutex_lock(&db->mux_mu);
+    }
+}
+
+/* Under mux_mu: hands one result (NULL: the end of a statement's results) to the head. */
+static void mux_dispatch(struct pg_db *db, struct mux_conn *m, PGresult *res)
+{
+    struct mux_seg *s = m->head;
+    if (!res) {
+        if (s->got < s->ncmds)
+            s->got++;
+        else
+            mux_kill(db, m); /* libpq never ends a Sync's round with NULL: we lost track */
+        return;
+    }
+    if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+        PQclear(res);
+        seg_finish(db, m, seg_pop(m));
+        return;
+    }
+    if (s->got < s->ncmds && !s->res[s->got])
+        s->res[s->got] = res;
+    else
+        PQclear(res);
+}
+
+/* Not under mux_mu: tells each answered query (oldest first), then frees it. */
+static void run_callbacks(struct pg_db *db, struct mux_conn *m, struct mux_seg *list)
+{
+    struct mux_seg *in_order = NULL;
+    while (list) {
+        struct mux_seg *next = list->next;
+        list->next = in_order;
+        in_order = list;
+        list = next;
+    }
+    while (in_order) {
+        struct mux_seg *s = in_order;
+        in_order = s->next;
+        if (s->ok) {
+            struct db_rows *r = rows_new(&m->pc->base, s->ok);
+            s->ok = NULL;
+            s->done(s->arg, r, DB_ERR_NONE, "");
+        } else {
+            s->done(s->arg, NULL, s->errkind, s->errmsg);
+        }
+        __atomic_fetch_add(&db->base.async_answered, 1, __ATOMIC_RELAXED);
+        seg_free(s);
+    }
+}
+
+struct mux_reader_arg {
+    struct pg_db *db;
+    struct mux_conn *m;
+};
+
+/* m's reader thread: reads results as they come and runs their callbacks, until m is given up
+ * (its queued statements then answered as lost) or the database closes. */
+static void *mux_reader(void *p)
+{
+    struct mux_reader_arg a = *(struct mux_reader_arg *)p;
+    free(p);
+    struct pg_db *db = a.db;
+    struct mux_conn *m = a.m;
+    PGconn *h = m->pc->h;
+    pthread_mutex_lock(&db->mux_mu);
+    while (!m->stop) {
+        while (m->head && !m->dead && !PQisBusy(h))
+            mux_dispatch(db, m, PQgetResult(h));
+        if (!m->dead && PQstatus(h) != CONNECTION_OK)
+            mux_kill(db, m);
+        if (m->ready) {
+            struct mux_seg *list = m->ready;
+            m->ready = NULL;
+            pthread_mutex_unlock(&db->mux_mu);
+            run_callbacks(db, m, list);
+            pthread_mutex_lock(&db->mux_mu);
+            continue;
+        }
+        if (m->dead)
+            break;
+        struct pollfd pfd[2] = {{.fd = PQsocket(h), .events = POLLIN},
+                                {.fd = m->wake_fd, .events = POLLIN}};
+        pthread_mutex_unlock(&db->mux_mu);
+        poll(pfd, 2, -1);
+        pthread_mutex_lock(&db->mux_mu);
+        if (pfd[1].revents) {
+            uint64_t v;
+            if (read(m->wake_fd, &v, sizeof(v)) < 0) {
+                /* nothing to read: another wake took it */
+            }
+        }
+        /* readable with nothing asked: an error or the end, which consuming reports */
+        if (!m->dead && !m->stop && pfd[0].revents && !PQconsumeInput(h))
+            mux_kill(db, m);
+    }
+    m->reader_done = true;
+    m->users--;
+    pthread_mutex_unlock(&db->mux_mu);
+    return NULL;
+}
+
+/* Under mux_mu: a shared connection for one statement, users counted; NULL when none is
+ * usable right now (the caller runs the statement the blocking way). */
+static struct mux_conn *mux_pick(struct pg_db *db)
+{
+    mux_sweep(db);
+    for (;;) {
+        int64_t now = now_ms();
+        struct mux_conn *best = NULL, *room = NULL;
+        for (int i = 0; i < db->nmux; i++) {
+            struct mux_conn *m = db->mux[i];
+            if (m->head && now - m->head->sent_ms >= MUX_STALL_MS)
+                continue; /* stuck behind a slow statement */
+            if (!room && m->pending < MUX_DEPTH)
+                room = m;
+            if (!best || m->pending < best->pending)
+                best = m;
+        }
+        /* the first connection with room: the deeper one pipeline, the more statements each
+         * wakeup serves on both sides; another opens only when all are that deep */
+        bool can_open = db->nmux + db->mux_opening < db->mux_max;
+        if (room || (best && !can_open)) {
+            best = room ? room : best;
+            best->users++;
+            return best;
+        }
+        if (!can_open)
+            return NULL;
+        db->mux_opening++;
+        pthread_mutex_unlock(&db->mux_mu);
+        char err[512];
+        bool exhausted;
+        struct pg_conn *pc = pool_get(db, 0, db->connect_timeout_s, err, sizeof(err), &exhausted);
+        bool ok = pc && PQsetnonblocking(pc->h, 1) == 0 && PQenterPipelineMode(pc->h) == 1;
+        if (pc && !ok) {
+            mark_broken(pc);
+            conn_release(pc);
+        }
+        pthread_mutex_lock(&db->mux_mu);
+        db->mux_opening--;
+        if (!ok)
+            return best ? (best->users++, best) : NULL;
+        struct mux_conn *m = xcalloc(1, sizeof(*m));
+        m->pc = pc;
+        m->users = 1; /* its reader */
+        m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        struct mux_reader_arg *ra = xmalloc(sizeof(*ra));
+        *ra = (struct mux_reader_arg){db, m};
+        if (m->wake_fd < 0 || pthread_create(&m->reader, NULL, mux_reader, ra) != 0) {
+            free(ra);
+            if (m->wake_fd >= 0)
+                close(m->wake_fd);
+            mark_broken(pc);
+            pthread_mutex_unlock(&db->mux_mu);
+            conn_release(pc);
+            free(m);
+            pthread_mutex_lock(&db->mux_mu);
+            return best ? (best->users++, best) : NULL;
+        }
+        db->mux[db->nmux++] = m;
+    }
+}
+
+/* Under mux_mu: the context segment, when the statement's differs from what m's next runs
+ * with. 0, or -1 (m given up). */
+static int mux_context(struct pg_db *db, struct mux_conn *m, const char *tenant, bool bypass)
+{
+    if (m->dead)
+        return -1;
+    if (m->ctx_known && m->ctx_bypass == bypass && strcmp(m->ctx_tenant, tenant) == 0)
+        return 0;
+    const char *vals[2] = {tenant, bypass ? "on" : "off"};
+    if (!PQsendQueryParams(m->pc->h,
+                           "SELECT set_config('app.tenant_id', $1, false),"
+                           " set_config('app.rls_bypass', $2, false)",
+                           2, NULL, vals, NULL, NULL, 0) ||
+        !PQpipelineSync(m->pc->h)) {
+        mux_kill(db, m);
+        return -1;
+    }
+    m->ctx_known = true;
+    m->ctx_bypass = bypass;
+    snprintf(m->ctx_tenant, sizeof(m->ctx_tenant), "%s", tenant);
+    seg_push(m, seg_new(SEG_CONTEXT, 1));
+    return 0;
+}
+
+/* Under mux_mu: the statement's cached name on m, or a new entry (*fresh: prepare it in the
+ * segment). NULL when every slot is in use by... never: the least recently used one goes. */
+static struct pg_stmt *mux_stmt(struct pg_db *db, struct mux_conn *m, const char *sql,
+                                uint64_t hash, const Oid *types, int n, bool *fresh)
+{
+    struct pg_conn *c = m->pc;
+    struct pg_stmt *s = stmt_find(c, sql, hash, types, n);
+    *fresh = !s;
+    if (s) {
+        s->used = ++c->tick;
+        return s;
+    }
+    if (c->nstmts == DB_PG_STMT_CACHE) {
+        struct pg_stmt *victim = &c->stmts[0];
+        for (size_t i = 1; i < c->nstmts; i++)
+            if (c->stmts[i].used < victim->used)
+                victim = &c->stmts[i];
+        mux_stmt_drop(db, m, victim);
+        if (m->dead)
+            return NULL;
+    }
+    s = &c->stmts[c->nstmts++];
+    snprintf(s->name, sizeof(s->name), "zygo_%u", ++c->next_name);
+    s->sql = xstrdup(sql);
+    s->hash = hash;
+    s->ntypes = n;
+    s->types = n ? xmalloc((size_t)n * sizeof(Oid)) : NULL;
+    if (n)
+        memcpy(s->types, types, (size_t)n * sizeof(Oid));
+    s->nparams = n;
+    s->used = ++c->tick;
+    return s;
+}
+
+static int pg_query_async(struct db *bdb, const char *tenant, bool bypass, const char *sql,
+                          const struct db_param *p, size_t n, db_async_fn done, void *arg)
+{
+    struct pg_db *db = (struct pg_db *)bdb;
+    if (db->mux_max <= 0 || n > MAX_PARAMS)
+        return -1;
+    struct db_conn tmp = {.db = bdb};
+    struct pg_args a;
+    if (args_build(&tmp, p, n, &a) != 0)
+        return -1; /* a NUL in a text: the blocking way reports it */
+    uint64_t hash = db_sql_hash(sql, strlen(sql));
+    pthread_mutex_lock(&db->mux_mu);
+    struct mux_conn *m = mux_pick(db);
+    int rc = -1;
+    if (m && mux_context(db, m, tenant ? tenant : "", bypass) == 0) {
+        bool fresh;
+        struct pg_stmt *st = mux_stmt(db, m, sql, hash, a.types, (int)n, &fresh);
+        PGconn *h = m->pc->h;
+        if (st && (!fresh || PQsendPrepare(h, st->name, sql, (int)n, a.types)) &&
+            PQsendQueryPrepared(h, st->name, (int)n, a.values, NULL, NULL, 0) &&
+            PQpipelineSync(h)) {
+            struct mux_seg *s = seg_new(SEG_QUERY, fresh ? 2 : 1);
+            s->done = done;
+            s->arg = arg;
+            memcpy(s->name, st->name, sizeof(s->name));
+            seg_push(m, s);
+            rc = 0; /* answered by the reader from now on, even if the flush fails */
+            mux_flush(db, m);
+        } else if (!m->dead) {
+            mux_kill(db, m); /* part of a segment may be in libpq's buffer: give it up */
+        }
+    }
+    if (m)
+        m->users--;
+    pthread_mutex_unlock(&db->mux_mu);
+    args_free(&a);
+    return rc;
+}
+
+
+/* ---- the driver's connection calls ----------------------------------------------------------- */
+
+static int pg_exec_script(struct db_conn *bc, const char *sql)
+{
+    return conn_exec_script((struct pg_conn *)bc, sql);
+}
+
+static bool pg_in_transaction(struct db_conn *bc)
+{
+    return conn_in_transaction((struct pg_conn *)bc);
+}
+
+static int pg_begin(struct db_conn *bc)
+{
+    return conn_begin((struct pg_conn *)bc);
+}
+
+static int pg_commit(struct db_conn *bc)
+{
+    return conn_commit((struct pg_conn *)bc);
+}
+
+static int pg_rollback(struct db_conn *bc)
+{
+    return conn_rollback((struct pg_conn *)bc);
+}
+
+static struct db_conn *pg_acquire(struct db *bdb, char *err, size_t errlen)
+{
+    return conn_acquire((struct pg_db *)bdb, err, errlen);
+}
+
+static void pg_release(struct db_conn *bc)
+{
+    conn_release((struct pg_conn *)bc);
+}
+
 /* ---- the database -------------------------------------------------------------------------- */
 
 static int ping_once(struct pg_db *db, char *reason, size_t n, bool retried)
@@ -1159,12 +1745,12 @@ static int ping_once(struct pg_db *db, char *reason, size_t n, bool retried)
     bool ok = r && db_next(r) && db_int(r, 0) == 1;
     db_rows_free(r);
     if (ok) {
-        pg_release(&c->base);
+        conn_release(c);
         return 0;
     }
     bool lost = c->broken;
     snprintf(reason, n, "database does not answer: %s", db_errmsg(&c->base));
-    pg_release(&c->base);
+    conn_release(c);
     /* A pooled connection that died unnoticed says little about the server now (the failure
      * retired the other old ones): ask once more, on a connection opened for it. */
     return lost && !retried ? ping_once(db, reason, n, true) : -1;
@@ -1177,6 +1763,7 @@ static int pg_ping(struct db *bdb, char *reason, size_t n)
 
 static void pg_free(struct pg_db *db)
 {
+    pthread_mutex_destroy(&db->mux_mu);
     pthread_cond_destroy(&db->freed);
     pthread_mutex_destroy(&db->mu);
     free(db->url);
@@ -1188,6 +1775,34 @@ static void pg_free(struct pg_db *db)
 static void pg_close(struct db *bdb)
 {
     struct pg_db *db = (struct pg_db *)bdb;
+    /* No thread uses the database any more: stop the shared connections' readers (a
+     * statement still queued is dropped unanswered: close only after the server stopped);
+     * their connections are closed below with the rest of the pool. */
+    pthread_mutex_lock(&db->mux_mu);
+    for (int i = 0; i < db->nmux; i++) {
+        db->mux[i]->stop = true;
+        mux_wake(db->mux[i]);
+    }
+    pthread_mutex_unlock(&db->mux_mu);
+    for (int i = 0; i < db->nmux; i++) {
+        struct mux_conn *m = db->mux[i];
+        pthread_join(m->reader, NULL);
+        close(m->wake_fd);
+        while (m->head)
+            seg_free(seg_pop(m));
+        while (m->ready) {
+            struct mux_seg *next = m->ready->next;
+            seg_free(m->ready);
+            m->ready = next;
+        }
+        free(m);
+    }
+    db->nmux = 0;
+    while (db->mux_dead) {
+        struct mux_conn *m = db->mux_dead;
+        db->mux_dead = m->next_dead;
+        mux_free(m);
+    }
     pthread_mutex_lock(&db->mu);
     struct pg_conn *c = db->all;
     db->all = NULL;
@@ -1250,6 +1865,8 @@ int db_pg_open(struct db **out, const char *url, const struct db_options *opt, c
     db->connect_timeout_s = opt->connect_timeout_s > 0 ? opt->connect_timeout_s : 10;
     db->idle_timeout_s = opt->idle_timeout_s;
     db->statement_timeout_ms = opt->statement_timeout_ms;
+    db->mux_max = ZY_MIN(ZY_MIN(opt->pipeline, db->pool_max - 1), MUX_MAX);
+    pthread_mutex_init(&db->mux_mu, NULL);
     pthread_mutex_init(&db->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -1265,7 +1882,7 @@ int db_pg_open(struct db **out, const char *url, const struct db_options *opt, c
         pg_free(db);
         return -1;
     }
-    pg_release(&c->base); /* the first connection waits in the pool */
+    conn_release(c); /* the first connection waits in the pool */
     *out = &db->base;
     return 0;
 }
@@ -1293,4 +1910,5 @@ static const struct db_driver pg_driver = {
     .commit = pg_commit,
     .rollback = pg_rollback,
     .in_transaction = pg_in_transaction,
+    .query_async = pg_query_async,
 };

@@ -5,8 +5,9 @@
  * handed out one holder at a time, waited for up to pool_timeout_ms, closed when idle longer
  * than idle_timeout_s or when their server went away. Every connection has the same session:
  * TimeZone UTC, DateStyle ISO, client_encoding UTF8, application_name zygo (unless the URL
- * names one), statement_timeout, and a bounded cache of prepared statements. Only db.c calls
- * this.
+ * names one), statement_timeout, and a bounded cache of prepared statements. Also up to
+ * `pipeline` of those connections kept in libpq's pipeline mode for db_query_async, each with
+ * a reader thread that runs the statements' callbacks. Only db.c calls this.
  */
 #ifndef ZYGO_DB_PG_H
 #define ZYGO_DB_PG_H

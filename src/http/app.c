@@ -200,6 +200,15 @@ bool app_route(const struct app *app, struct ctx *c)
     return !(m.route->flags & ROUTE_INLINE);
 }
 
+/* A handler that forgot to answer is a bug, not a 200. */
+static int handler_answered(struct ctx *c)
+{
+    if (!c->res.status)
+        return ctx_fail(c, ZY_E_INTERNAL, "handler for %s set no response",
+                        c->route ? c->route->path : "?");
+    return 0;
+}
+
 /* The route phases, in the specification's order: auth → tenant → rate limit → RBAC →
  * validate → handler. A per-address budget is counted before anything else, so floods of bad
  * tokens or unknown paths are limited too. */
@@ -219,28 +228,19 @@ static int run_route(struct ctx *c)
     }
     if (auth_require_permission(c) < 0 || validate_request(c) < 0)
         return -1;
-    if ((c->route->tx ? ctx_tx(c, c->route->tx) : c->route->handler(c)) < 0)
-        return -1;
-    if (!c->res.status) /* a handler that forgot to answer is a bug, not a 200 */
-        return ctx_fail(c, ZY_E_INTERNAL, "handler for %s set no response", c->route->path);
-    return 0;
+    int rc = c->route->tx ? ctx_tx(c, c->route->tx) : c->route->handler(c);
+    if (rc == CTX_PENDING)
+        return rc; /* c may be answered, even freed, by now: not touched again here */
+    return rc < 0 ? -1 : handler_answered(c);
 }
 
-void app_handle(const struct app *app, struct ctx *c)
+/* After the route: the error envelope if it failed, the global middleware's after-phase, and
+ * the connection handed back. */
+static void app_finish(struct ctx *c, int rc)
 {
-    (void)app;
-    size_t ran = 0;
-    enum mw_result r = MW_NEXT;
-    bool preset = c->err != ZY_OK; /* transport error found before the pipeline */
-    for (; ran < ARRAY_LEN(global_mw) && r == MW_NEXT; ran++) {
-        if (global_mw[ran]->before)
-            r = global_mw[ran]->before(c);
-    }
-    if (preset) {
+    if (rc < 0)
         error_render(c);
-    } else if (r == MW_ERROR || (r == MW_NEXT && run_route(c) < 0)) {
-        error_render(c);
-    }
+    size_t ran = c->mw_ran;
     while (ran-- > 0)
         if (global_mw[ran]->after)
             global_mw[ran]->after(c);
@@ -250,6 +250,59 @@ void app_handle(const struct app *app, struct ctx *c)
         db_release(c->db_conn);
         c->db_conn = NULL;
     }
+}
+
+bool app_handle(const struct app *app, struct ctx *c)
+{
+    (void)app;
+    size_t ran = 0;
+    enum mw_result r = MW_NEXT;
+    bool preset = c->err != ZY_OK; /* transport error found before the pipeline */
+    for (; ran < ARRAY_LEN(global_mw) && r == MW_NEXT; ran++) {
+        if (global_mw[ran]->before)
+            r = global_mw[ran]->before(c);
+    }
+    c->mw_ran = ran; /* before the route: an answer given later finishes from here */
+    int rc = preset || r == MW_ERROR ? -1 : 0; /* MW_DONE: answered by the middleware */
+    if (!preset && r == MW_NEXT) {
+        rc = run_route(c);
+        if (rc == CTX_PENDING)
+            return false;
+    }
+    app_finish(c, rc);
+    return true;
+}
+
+static void async_done(void *arg, struct db_rows *rows, enum db_errkind kind, const char *errmsg)
+{
+    struct ctx *c = arg;
+    int rc = c->async_fn(c, rows, (int)kind, errmsg);
+    db_rows_free(rows);
+    if (rc == 0)
+        rc = handler_answered(c);
+    app_finish(c, rc < 0 ? -1 : 0);
+    c->on_done(c->on_done_arg);
+}
+
+int ctx_query_async(struct ctx *c, const char *tenant, const char *sql, const struct db_param *p,
+                    size_t n,
+                    int (*done)(struct ctx *c, struct db_rows *rows, int errkind,
+                                const char *errmsg))
+{
+    if (!c->on_done || (c->db_conn && db_in_transaction(c->db_conn)))
+        return 0;
+    /* a connection held from the earlier phases (auth) is not needed while waiting: on
+     * PostgreSQL (the only driver that can be here) it goes back to the pool now */
+    if (db_dialect(app_db(c->app)) != DB_POSTGRES)
+        return 0;
+    if (c->db_conn) {
+        db_release(c->db_conn);
+        c->db_conn = NULL;
+    }
+    c->async_fn = done;
+    return db_query_async(app_db(c->app), tenant, false, sql, p, n, async_done, c) == 0
+               ? CTX_PENDING
+               : 0;
 }
 
 void app_parse_target(struct ctx *c, const char *target)
@@ -318,16 +371,21 @@ struct db_conn *ctx_db(struct ctx *c)
 
 int ctx_fail_db(struct ctx *c, struct db_conn *conn, const char *conflict)
 {
-    switch (db_errkind(conn)) {
+    return ctx_fail_dberr(c, db_errkind(conn), db_errmsg(conn), conflict);
+}
+
+int ctx_fail_dberr(struct ctx *c, int errkind, const char *errmsg, const char *conflict)
+{
+    switch ((enum db_errkind)errkind) {
     case DB_ERR_UNAVAILABLE:
     case DB_ERR_BUSY:
-        log_msg(LOG_WARN, "database unavailable: %s", db_errmsg(conn));
+        log_msg(LOG_WARN, "database unavailable: %s", errmsg);
         ctx_set_header(c, "Retry-After", "1");
         return ctx_fail_status(c, 503, "Database unavailable");
     case DB_ERR_UNIQUE:
         return ctx_fail(c, ZY_E_CONFLICT, "%s", conflict ? conflict : "Resource already exists");
     default:
-        return ctx_fail(c, ZY_E_INTERNAL, "database: %s", db_errmsg(conn));
+        return ctx_fail(c, ZY_E_INTERNAL, "database: %s", errmsg);
     }
 }
 

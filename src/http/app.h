@@ -51,8 +51,11 @@ void app_ctx_free(struct ctx *c);
  * marked ROUTE_INLINE) and should run on a worker thread. */
 bool app_route(const struct app *app, struct ctx *c);
 /* Runs the pipeline; afterwards c->res holds the response. Call app_route first. A transport
- * error recorded on c beforehand (413, 431, 408, 503) is rendered through the same middleware. */
-void app_handle(const struct app *app, struct ctx *c);
+ * error recorded on c beforehand (413, 431, 408, 503) is rendered through the same middleware.
+ * Returns false when the handler answers later (ctx_query_async; only when c->on_done is set):
+ * then c must not be touched until c->on_done(c->on_done_arg) is called, from another thread,
+ * with c->res complete. */
+bool app_handle(const struct app *app, struct ctx *c);
 
 /* Splits a request target ("/path?query") into c->req.path (percent-decoded) and the query
  * string and parameters. */
@@ -67,6 +70,24 @@ struct ctx *app_request(const struct app *app, const char *method, const char *t
  * when app_handle finishes. NULL (with the 503 error set on c) when the database is
  * unavailable. */
 struct db_conn *ctx_db(struct ctx *c);
+
+struct db_param;
+/* What a handler returns when it answers later (ctx_query_async). */
+#define CTX_PENDING 1
+/*
+ * For a read that needs nothing of a held connection: runs the statement for tenant (NULL:
+ * none) without holding this thread while the database works (db_query_async); done(c, rows,
+ * errkind, errmsg) then runs on another thread, sets the response like a handler (rows NULL on
+ * error; it frees nothing) and returns what a handler returns. Returns CTX_PENDING, which the
+ * handler returns at once without touching c again; or 0 when it cannot here (SQLite, an
+ * in-process request, a transaction open, no shared connection now): do it the blocking way.
+ */
+int ctx_query_async(struct ctx *c, const char *tenant, const char *sql, const struct db_param *p,
+                    size_t n,
+                    int (*done)(struct ctx *c, struct db_rows *rows, int errkind,
+                                const char *errmsg));
+/* The error envelope for a failed statement of that kind (as ctx_fail_db). Returns -1. */
+int ctx_fail_dberr(struct ctx *c, int errkind, const char *errmsg, const char *conflict);
 
 /* Runs fn(c, db) in one transaction on this request's connection: committed when fn returns
  * 0, rolled back when it fails (fn has set the error). Returns fn's result. */

@@ -17,6 +17,7 @@
 struct app;
 struct route;
 struct db_conn;
+struct db_rows;
 struct ctx_hook;
 
 enum http_method {
@@ -94,6 +95,12 @@ struct ctx {
     void *local;             /* a handler's own state between its steps (arena-owned) */
     struct auth_user *user;
     struct ctx_hook *after_commit; /* ctx_after_commit, newest first */
+    /* Answering later (ctx_query_async): the transport's completion (NULL: this request cannot
+     * wait), what runs with the rows, and how much of the global middleware ran. */
+    void (*on_done)(void *arg);
+    void *on_done_arg;
+    int (*async_fn)(struct ctx *c, struct db_rows *rows, int errkind, const char *errmsg);
+    size_t mw_ran;
 
     /* Pending domain error, turned into the envelope by the error middleware. */
     enum zy_err err;

@@ -278,12 +278,22 @@ static enum MHD_Result reject_mid_body(struct req_state *rs, int status, const c
     return MHD_NO;
 }
 
+/* The answer is on the ctx: the I/O thread sends it at its next call for the connection. */
+static void answered(void *p)
+{
+    struct req_state *rs = p;
+    rs->state = RS_DONE;
+    MHD_resume_connection(rs->conn);
+}
+
 static void run_on_worker(void *p)
 {
     struct req_state *rs = p;
-    app_handle(rs->srv->app, rs->c);
-    rs->state = RS_DONE;
-    MHD_resume_connection(rs->conn);
+    /* a handler may answer later, from the database's reader thread (ctx_query_async) */
+    rs->c->on_done = answered;
+    rs->c->on_done_arg = rs;
+    if (app_handle(rs->srv->app, rs->c))
+        answered(rs);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,

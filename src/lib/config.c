@@ -433,6 +433,7 @@ int config_load(struct config *cfg, char *const *envp, struct config_errors *err
     cfg->database_migration_url = get_dup(&s, "DATABASE_MIGRATION_URL", NULL);
     cfg->database_pool_max = (int)get_int(&s, "DATABASE_POOL_MAX", 10, 1, 1000);
     cfg->database_pool_timeout_ms = (int)get_int(&s, "DATABASE_POOL_TIMEOUT_MS", 5000, 0, 600000);
+    cfg->database_pipeline = (int)get_int(&s, "DATABASE_PIPELINE", 2, 0, 16);
     cfg->database_statement_timeout_ms =
         (int)get_int(&s, "DATABASE_STATEMENT_TIMEOUT_MS", 30000, 0, 3600000);
     cfg->database_connect_timeout_s = (int)get_int(&s, "DATABASE_CONNECT_TIMEOUT", 10, 1, 600);

@@ -29,6 +29,7 @@ struct config {
     char *database_migration_url; /* owner role for migrations (PostgreSQL); NULL: database_url */
     int database_pool_max;
     int database_pool_timeout_ms;      /* wait for a free pooled connection, then 503 */
+    int database_pipeline;             /* shared pipelined connections (0: none) */
     int database_statement_timeout_ms; /* PostgreSQL statement_timeout */
     int database_connect_timeout_s;
     int database_idle_timeout_s; /* pooled connections idle longer are closed */

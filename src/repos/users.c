@@ -30,6 +30,25 @@ static const struct repo_col user_cols[] = {
     {NULL, REPO_TEXT},
 };
 
+#define USER_BY_ID_SQL                                                                         \
+    "SELECT " USER_COLUMNS " FROM users WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL"
+
+bool users_by_id_stmt(const char *tenant_id, const char *id, char uid[37], char tid[37],
+                      const char **sql, struct db_param p[2])
+{
+    if (!tenant_id || !id || !uuid_normalize(id, uid) || !uuid_normalize(tenant_id, tid))
+        return false;
+    *sql = USER_BY_ID_SQL;
+    p[0] = DB_TEXT(uid);
+    p[1] = DB_TEXT(tid);
+    return true;
+}
+
+int users_row_write(struct buf *b, struct db_rows *r)
+{
+    return repo_row_write(b, r, user_cols);
+}
+
 /* The user's row: 1 with *out on it, 0 when there is none (*out NULL), -1 on a database error. */
 static int find_row(struct db_conn *c, const char *tenant_id, const char *id,
                     struct db_rows **out)
@@ -41,10 +60,7 @@ static int find_row(struct db_conn *c, const char *tenant_id, const char *id,
     if (!uuid_valid(id) || repo_tenant(c, tenant_id) < 0)
         return 0;
     uuid_normalize(id, uid);
-    struct db_rows *r = db_query(c,
-                                 "SELECT " USER_COLUMNS " FROM users"
-                                 " WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
-                                 DB_ARGS(DB_TEXT(uid), DB_TEXT(db_tenant(c))));
+    struct db_rows *r = db_query(c, USER_BY_ID_SQL, DB_ARGS(DB_TEXT(uid), DB_TEXT(db_tenant(c))));
     if (!r)
         return -1;
     if (db_next(r)) {
@@ -74,7 +90,7 @@ int users_write_by_id(struct db_conn *c, const char *tenant_id, const char *id, 
     int found = find_row(c, tenant_id, id, &r);
     if (found <= 0)
         return found;
-    int rc = repo_row_write(b, r, user_cols);
+    int rc = users_row_write(b, r);
     db_rows_free(r);
     return rc < 0 ? -2 : 1;
 }

@@ -21,6 +21,15 @@ struct buf;
  * there is no such user, -1 on a database error, -2 when b overflowed.
  */
 int users_write_by_id(struct db_conn *c, const char *tenant_id, const char *id, struct buf *b);
+/*
+ * The same read as one statement, for db_query_async: its SQL and parameters ($1 the id, $2 the
+ * tenant, normalised into uid and tid, which must outlive the call). false when either is not
+ * a UUID (no user can match).
+ */
+bool users_by_id_stmt(const char *tenant_id, const char *id, char uid[37], char tid[37],
+                      const char **sql, struct db_param p[2]);
+/* The current row of that statement written onto b as the User object. -1 when b overflowed. */
+int users_row_write(struct buf *b, struct db_rows *r);
 
 struct user_new {
     const char *id; /* UUIDv7 from the caller */

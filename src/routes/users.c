@@ -136,6 +136,34 @@ int users_send_one(struct ctx *c, struct db_conn *db, const char *tenant_id, con
                      : ctx_fail(c, ZY_E_NOT_FOUND, "User with ID %s not found", id);
 }
 
+static int user_row_done(struct ctx *c, struct db_rows *rows, int errkind, const char *errmsg)
+{
+    const char *id = c->local;
+    if (!rows)
+        return ctx_fail_dberr(c, errkind, errmsg, NULL);
+    if (!db_next(rows))
+        return db_rows_error(rows) ? ctx_fail(c, ZY_E_INTERNAL, "database: reading the user")
+                                   : ctx_fail(c, ZY_E_NOT_FOUND, "User with ID %s not found", id);
+    struct buf b;
+    buf_init(&b, USER_BODY_MAX);
+    if (users_row_write(&b, rows) < 0) {
+        buf_free(&b);
+        return ctx_fail(c, ZY_E_INTERNAL, "user larger than its response buffer");
+    }
+    return ctx_json_buf(c, 200, &b);
+}
+
+int users_send_one_async(struct ctx *c, const char *tenant_id, const char *id)
+{
+    char uid[37], tid[37];
+    const char *sql;
+    struct db_param p[2];
+    if (!users_by_id_stmt(tenant_id, id, uid, tid, &sql, p))
+        return 0; /* the blocking way answers that with its 404 */
+    c->local = arena_strdup(c->arena, id);
+    return ctx_query_async(c, tid, sql, p, 2, user_row_done);
+}
+
 static int send_user_db(struct ctx *c, struct db_conn *db, const char *id, int status)
 {
     return users_send_one(c, db, c->tenant_id, id, status);
@@ -261,6 +289,8 @@ static int list_users(struct ctx *c)
 
 static int send_user(struct ctx *c, const char *id)
 {
+    if (users_send_one_async(c, c->tenant_id, id) == CTX_PENDING)
+        return CTX_PENDING;
     struct db_conn *db = ctx_db(c);
     return db ? send_user_db(c, db, id, 200) : -1;
 }

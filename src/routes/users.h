@@ -16,5 +16,11 @@ struct db_conn;
  */
 int users_send_one(struct ctx *c, struct db_conn *db, const char *tenant_id, const char *id,
                    int status);
+/*
+ * The same answer without holding the thread while the database works (ctx_query_async):
+ * CTX_PENDING (return it from the handler), or 0 when that is not possible here (then use
+ * users_send_one).
+ */
+int users_send_one_async(struct ctx *c, const char *tenant_id, const char *id);
 
 #endif

@@ -17,6 +17,7 @@ void database_options(const struct config *cfg, struct db_options *opt)
     memset(opt, 0, sizeof(*opt));
     opt->pool_max = cfg->database_pool_max;
     opt->pool_timeout_ms = cfg->database_pool_timeout_ms ? cfg->database_pool_timeout_ms : -1;
+    opt->pipeline = cfg->database_pipeline;
     opt->connect_timeout_s = cfg->database_connect_timeout_s;
     opt->idle_timeout_s = cfg->database_idle_timeout_s;
     opt->statement_timeout_ms =

@@ -1238,3 +1238,150 @@ Test(pg, sqlite_stores_the_tenant_context)
     db_close(db);
     nftw(sqlite_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+/* ---- statements that do not block (db_query_async) ------------------------------------------ */
+
+#define ASYNC_N 300
+
+struct async_call {
+    int index;
+    int64_t count; /* the first column of the first row, or -1 */
+    enum db_errkind kind;
+    char msg[256];
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int answered;
+    int order[ASYNC_N + 8]; /* indexes in the order the callbacks ran */
+    struct async_call calls[ASYNC_N + 8];
+} aq = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, {0}, {{0}}};
+
+static void async_done(void *arg, struct db_rows *rows, enum db_errkind kind, const char *msg)
+{
+    struct async_call *c = arg;
+    c->count = rows && db_next(rows) ? db_int(rows, 0) : -1;
+    c->kind = kind;
+    snprintf(c->msg, sizeof(c->msg), "%s", msg ? msg : "");
+    db_rows_free(rows);
+    pthread_mutex_lock(&aq.mu);
+    aq.order[aq.answered++] = c->index;
+    pthread_cond_broadcast(&aq.cv);
+    pthread_mutex_unlock(&aq.mu);
+}
+
+static void async_wait(int n)
+{
+    int64_t until = mono_ms() + 10000;
+    pthread_mutex_lock(&aq.mu);
+    while (aq.answered < n && mono_ms() < until) {
+        pthread_mutex_unlock(&aq.mu);
+        usleep(2000);
+        pthread_mutex_lock(&aq.mu);
+    }
+    int got = aq.answered;
+    pthread_mutex_unlock(&aq.mu);
+    cr_assert_eq(got, n, "%d of %d statements answered", got, n);
+}
+
+static void async_queue(struct db *db, int i, const char *tenant, const char *sql,
+                        const struct db_param *p, size_t n)
+{
+    aq.calls[i].index = i;
+    cr_assert_eq(db_query_async(db, tenant, false, sql, p, n, async_done, &aq.calls[i]), 0,
+                 "statement %d not queued", i);
+}
+
+/* Interleaved tenants on one shared connection: each statement runs with its own tenant's
+ * row-level security, answers come back in the order queued, and a failing statement (bad SQL,
+ * a wrong parameter count) fails alone. */
+Test(pg, async_statements_keep_their_tenant_their_order_and_fail_alone)
+{
+    PGTEST_REQUIRE();
+    struct two_tenants t;
+    rls_fixture(&t);
+    struct db_options opt = {.pool_max = 3, .pipeline = 1};
+    struct db *db = open_url(app_url, &opt);
+    aq.answered = 0;
+    for (int i = 0; i < ASYNC_N; i++) {
+        /* no tenant filter: only row-level security tells them apart */
+        const char *tenant = i % 3 == 0 ? t.a : i % 3 == 1 ? t.b : NULL;
+        async_queue(db, i, tenant, "SELECT count(*) FROM users WHERE $1::int >= 0",
+                    DB_ARGS(DB_INT(i)));
+    }
+    int k = ASYNC_N;
+    async_queue(db, k++, t.a, "SELEC count(*) FROM users", NULL, 0);
+    async_queue(db, k++, t.a, "SELECT count(*) FROM users WHERE $1::int >= $2::int",
+                DB_ARGS(DB_INT(1)));
+    async_queue(db, k++, t.b, "SELECT count(*) FROM users WHERE $1::int >= 0",
+                DB_ARGS(DB_INT(7)));
+    async_wait(k);
+    for (int i = 0; i < ASYNC_N; i++) {
+        int64_t want = i % 3 == 0 ? 2 : i % 3 == 1 ? 1 : 0;
+        cr_assert_eq(aq.calls[i].kind, DB_ERR_NONE, "%d: %s", i, aq.calls[i].msg);
+        cr_assert_eq(aq.calls[i].count, want, "statement %d saw %lld rows, not %lld", i,
+                     (long long)aq.calls[i].count, (long long)want);
+    }
+    for (int i = 0; i < k; i++)
+        cr_assert_eq(aq.order[i], i, "answered out of order at %d", i);
+    cr_assert_eq(aq.calls[ASYNC_N].kind, DB_ERR_OTHER);
+    cr_assert_not_null(strstr(aq.calls[ASYNC_N].msg, "syntax"), "%s", aq.calls[ASYNC_N].msg);
+    cr_assert_eq(aq.calls[ASYNC_N + 1].kind, DB_ERR_OTHER, "%s", aq.calls[ASYNC_N + 1].msg);
+    cr_assert_eq(aq.calls[ASYNC_N + 2].kind, DB_ERR_NONE, "the connection still serves: %s",
+                 aq.calls[ASYNC_N + 2].msg);
+    cr_assert_eq(aq.calls[ASYNC_N + 2].count, 1);
+    /* one shared connection was used, and the pool still hands out its others */
+    struct db_conn *c = dbt_acquire(db);
+    cr_assert_eq(dbt_query_int(c,
+                               "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                               " current_database() AND usename = current_user",
+                               DB_NOARGS),
+                 2, "the shared connection and this one");
+    db_release(c);
+    db_close(db);
+}
+
+/* A shared connection whose server went away answers what was queued as unavailable, and
+ * the next statements get a fresh one; SQLite and a pool without the option decline. */
+Test(pg, async_statements_survive_a_server_restart)
+{
+    PGTEST_REQUIRE();
+    if (!pgtest_can_restart())
+        cr_skip_test("no local cluster to stop: ZYGO_TEST_PG_DIR is unset");
+    migrate_ok(owner_url);
+    struct db_options off = {.pool_max = 3};
+    struct db *db = open_url(app_url, &off);
+    struct async_call unused = {0};
+    cr_assert_eq(db_query_async(db, NULL, false, "SELECT 1", NULL, 0, async_done, &unused), -1,
+                 "declined without the pipeline option");
+    db_close(db);
+    struct db_options opt = {.pool_max = 3, .pipeline = 1};
+    db = open_url(app_url, &opt);
+    aq.answered = 0;
+    async_queue(db, 0, NULL, "SELECT 1", NULL, 0);
+    async_wait(1);
+    cr_assert_eq(aq.calls[0].count, 1);
+    pgtest_server_stop();
+    /* queued on the dead connection (or declined when no connection can be had) */
+    int k = 1;
+    if (db_query_async(db, NULL, false, "SELECT 2", NULL, 0, async_done, &aq.calls[1]) == 0) {
+        aq.calls[1].index = 1;
+        k = 2;
+        async_wait(2);
+        cr_assert_eq(aq.calls[1].kind, DB_ERR_UNAVAILABLE, "%s", aq.calls[1].msg);
+    }
+    pgtest_server_start();
+    int done_before = k;
+    bool ok = false;
+    for (int attempt = 0; attempt < 3 && !ok; attempt++) {
+        if (db_query_async(db, NULL, false, "SELECT 3", NULL, 0, async_done, &aq.calls[k]) != 0)
+            continue;
+        aq.calls[k].index = k;
+        async_wait(k + 1);
+        ok = aq.calls[k].kind == DB_ERR_NONE && aq.calls[k].count == 3;
+        k++;
+    }
+    cr_assert(ok, "a fresh shared connection after the restart (%d tries)", k - done_before);
+    db_close(db);
+}
