@@ -77,8 +77,10 @@ struct db_param;
 /*
  * For a read that needs nothing of a held connection: runs the statement for tenant (NULL:
  * none) without holding this thread while the database works (db_query_async); done(c, rows,
- * errkind, errmsg) then runs on another thread, sets the response like a handler (rows NULL on
- * error; it frees nothing) and returns what a handler returns. Returns CTX_PENDING, which the
+ * errkind, errmsg) then runs on the database connection's reader thread, sets the response
+ * like a handler (rows NULL on error; it frees nothing) and returns what a handler returns. It
+ * must not wait on anything (no further statements: the reader serves other requests too).
+ * The request's held connection, if any, goes back to the pool first. Returns CTX_PENDING, which the
  * handler returns at once without touching c again; or 0 when it cannot here (SQLite, an
  * in-process request, a transaction open, no shared connection now): do it the blocking way.
  */
