@@ -450,6 +450,21 @@ static struct pg_stmt *stmt_slot(struct pg_conn *c)
     return victim;
 }
 
+/* Records a statement prepared (or being prepared) under name in slot s. */
+static void stmt_fill(struct pg_conn *c, struct pg_stmt *s, const char *name, const char *sql,
+                      size_t len, uint64_t hash, const Oid *types, int n)
+{
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    s->sql = xstrndup(sql, len);
+    s->hash = hash;
+    s->ntypes = n;
+    s->types = n ? xmalloc((size_t)n * sizeof(Oid)) : NULL;
+    if (n)
+        memcpy(s->types, types, (size_t)n * sizeof(Oid));
+    s->nparams = n;
+    s->used = ++c->tick;
+}
+
 /* The prepared statement for sql with these parameter types: cached, or prepared now. */
 static struct pg_stmt *stmt_get(struct pg_conn *c, const char *sql, const Oid *types, int n)
 {
@@ -481,15 +496,8 @@ static struct pg_stmt *stmt_get(struct pg_conn *c, const char *sql, const Oid *t
     int nparams = PQnparams(res);
     PQclear(res);
     s = stmt_slot(c);
-    s->sql = xstrndup(sql, len);
-    s->hash = hash;
-    s->ntypes = n;
-    s->types = n ? xmalloc((size_t)n * sizeof(Oid)) : NULL;
-    if (n)
-        memcpy(s->types, types, (size_t)n * sizeof(Oid));
+    stmt_fill(c, s, name, sql, len, hash, types, n);
     s->nparams = nparams;
-    s->used = ++c->tick;
-    memcpy(s->name, name, sizeof(name));
     return s;
 }
 
@@ -1628,16 +1636,10 @@ static struct pg_stmt *mux_stmt(struct pg_db *db, struct mux_conn *m, const char
         if (m->dead)
             return NULL;
     }
+    char name[24];
+    snprintf(name, sizeof(name), "zygo_%u", ++c->next_name);
     s = &c->stmts[c->nstmts++];
-    snprintf(s->name, sizeof(s->name), "zygo_%u", ++c->next_name);
-    s->sql = xstrdup(sql);
-    s->hash = hash;
-    s->ntypes = n;
-    s->types = n ? xmalloc((size_t)n * sizeof(Oid)) : NULL;
-    if (n)
-        memcpy(s->types, types, (size_t)n * sizeof(Oid));
-    s->nparams = n;
-    s->used = ++c->tick;
+    stmt_fill(c, s, name, sql, strlen(sql), hash, types, n);
     return s;
 }
 
