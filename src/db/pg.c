@@ -1217,7 +1217,6 @@ struct mux_conn {
     int users; /* the reader, and a sender while it sends */
     bool dead;
     bool stop;                  /* the database is closing: the reader ends */
-    bool reader_done;
     struct mux_conn *next_dead; /* pg_db.mux_dead */
     int wake_fd;                /* eventfd that interrupts the reader's poll */
     pthread_t reader;
@@ -1523,7 +1522,6 @@ static void *mux_reader(void *p)
         if (!m->dead && !m->stop && pfd[0].revents && !PQconsumeInput(h))
             mux_kill(db, m);
     }
-    m->reader_done = true;
     m->users--;
     pthread_mutex_unlock(&db->mux_mu);
     return NULL;
