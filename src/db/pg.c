@@ -1350,9 +1350,11 @@ static void seg_outcome(struct pg_db *db, struct mux_conn *m, struct mux_seg *s,
 static void seg_finish(struct pg_db *db, struct mux_conn *m, struct mux_seg *s)
 {
     if (s->kind == SEG_QUERY) {
-        seg_outcome(db, m, s, s->name);
+        /* queued for its callback before its outcome may give m up (answering the later
+         * segments as lost): the callbacks keep the order of the statements */
         s->next = m->ready;
         m->ready = s;
+        seg_outcome(db, m, s, s->name);
         return;
     }
     bool ctx_failed = s->kind == SEG_CONTEXT && !s->lost && !(s->res[0] && result_ok(s->res[0]));
