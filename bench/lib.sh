@@ -400,16 +400,45 @@ machine_line() {
     echo "$(nproc) CPUs, ${model:-unknown CPU}, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, $(uname -sr)"
 }
 
+# need_postgres — PostgreSQL's server binaries (for scripts/pg-cluster.sh) and psql, installed
+# with apt-get when missing.
+need_postgres() {
+    if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v pg_ctl >/dev/null; then
+        apt_install postgresql
+    fi
+    command -v psql >/dev/null || apt_install postgresql-client
+}
+
+# pg_bench_start — a throwaway cluster in PGDIR, its variables (DIR/env) sourced. pg-cluster.sh
+# runs the server as the postgres user when we are root: a directory of its own, directly under
+# /tmp (the cluster's parent directories must be reachable by that user).
+pg_bench_start() {
+    PGDIR=$(mktemp -d /tmp/zygo-bench-pg.XXXXXX)
+    say "bench: starting PostgreSQL (scripts/pg-cluster.sh start $PGDIR)"
+    "$ROOT/scripts/pg-cluster.sh" start "$PGDIR" >&2
+    # shellcheck disable=SC1091 # written by pg-cluster.sh
+    . "$PGDIR/env"
+}
+
+# pg_bench_stop — stops and removes the cluster of pg_bench_start, if any (EXIT traps).
+pg_bench_stop() {
+    if [ -n "${PGDIR:-}" ]; then
+        "$ROOT/scripts/pg-cluster.sh" stop "$PGDIR" >&2 || true
+        rmdir "$PGDIR" 2>/dev/null || true
+    fi
+}
+
 # perf_profile URL — PERF=1: profiles the server running as SRV_PID for 3 s while wrk loads URL
 # (WRK_ARGS, report.lua), into $OUT/perf.txt (self time by library and symbol) and
 # $OUT/perf-children.txt (inclusive time: which of our functions the cost is spent under).
 # PERF_CALLGRAPH=dwarf gives whole stacks through libraries built without frame pointers.
 # PERF_ALL=1 records every process on the machine (the database and wrk too), sorted by command.
 perf_profile() {
-    local -a scope=(-p "$SRV_PID") sort=(dso,symbol)
+    local -a scope=(-p "$SRV_PID")
+    local sort=dso,symbol
     if [ -n "${PERF_ALL:-}" ]; then
         scope=(-a)
-        sort=(comm,dso,symbol)
+        sort=comm,dso,symbol
     fi
     wrk "${WRK_ARGS[@]}" -d"$WARMUP" -s "$LUA" "$1" >"$OUT/perf-wrk.txt" &
     WRK_PID=$!
@@ -418,7 +447,7 @@ perf_profile() {
         -- sleep 3 >/dev/null 2>&1 || true
     wait "$WRK_PID"
     WRK_PID=
-    perf report -q -i "$TMP/perf.data" --no-children --sort "${sort[@]}" --percent-limit 0.5 \
+    perf report -q -i "$TMP/perf.data" --no-children --sort "$sort" --percent-limit 0.5 \
         --stdio -g none >"$OUT/perf.txt" 2>/dev/null || true
     perf report -q -i "$TMP/perf.data" --children --sort symbol --percent-limit 2 \
         --stdio -g none >"$OUT/perf-children.txt" 2>/dev/null || true

@@ -71,10 +71,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/zygo-bench.XXXXXX")
 PGDIR=
 cleanup() {
     bench_cleanup
-    if [ -n "$PGDIR" ]; then
-        "$ROOT/scripts/pg-cluster.sh" stop "$PGDIR" >&2 || true
-        rmdir "$PGDIR" 2>/dev/null || true
-    fi
+    pg_bench_stop
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -83,22 +80,12 @@ trap 'exit 143' TERM
 
 bench_lock 'bench/run\.sh'
 need_tools
-# PostgreSQL: the server binaries for scripts/pg-cluster.sh, psql to create and seed.
-if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v pg_ctl >/dev/null; then
-    apt_install postgresql
-fi
-command -v psql >/dev/null || apt_install postgresql-client
+need_postgres # psql creates and seeds
 need_hono_deps
 build_zygo zygo-bench-server
 
 # ---------------------------------------------------------------- database
-# pg-cluster.sh runs the server as the postgres user when we are root: a directory of its own,
-# directly under /tmp (the cluster's parent directories must be reachable by that user).
-PGDIR=$(mktemp -d /tmp/zygo-bench-pg.XXXXXX)
-say "bench: starting PostgreSQL (scripts/pg-cluster.sh start $PGDIR)"
-"$ROOT/scripts/pg-cluster.sh" start "$PGDIR" >&2
-# shellcheck disable=SC1091 # written by pg-cluster.sh
-. "$PGDIR/env"
+pg_bench_start
 PG_BASE=127.0.0.1:$ZYGO_TEST_PG_PORT
 ADMIN_PW=${ZYGO_TEST_PG_ADMIN_URL#postgres://zygo_admin:}
 ADMIN_PW=${ADMIN_PW%%@*}

@@ -53,10 +53,7 @@ cleanup() {
         kill -TERM "$REDIS_PID" 2>/dev/null || true
         wait "$REDIS_PID" 2>/dev/null || true
     fi
-    if [ -n "$PGDIR" ]; then
-        "$ROOT/scripts/pg-cluster.sh" stop "$PGDIR" >&2 || true
-        rmdir "$PGDIR" 2>/dev/null || true
-    fi
+    pg_bench_stop
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -67,10 +64,7 @@ bench_lock 'bench/run\.sh'
 need_tools
 command -v redis-server >/dev/null || apt_install redis-server
 command -v redis-cli >/dev/null || apt_install redis-tools
-if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v pg_ctl >/dev/null; then
-    apt_install postgresql
-fi
-command -v psql >/dev/null || apt_install postgresql-client
+need_postgres
 # BullMQ exactly as locked in bench/queue/package-lock.json.
 if [ ! -f "$QUEUE_DIR/node_modules/.package-lock.json" ] ||
     [ "$QUEUE_DIR/package-lock.json" -nt "$QUEUE_DIR/node_modules/.package-lock.json" ]; then
@@ -82,11 +76,7 @@ BULLMQ_VER=$("$NODE_BIN" -p "require('$QUEUE_DIR/node_modules/bullmq/package.jso
 build_zygo zygo-bench-queue
 
 # ---------------------------------------------------------------- servers
-PGDIR=$(mktemp -d /tmp/zygo-bench-pg.XXXXXX)
-say "bench: starting PostgreSQL (scripts/pg-cluster.sh start $PGDIR)"
-"$ROOT/scripts/pg-cluster.sh" start "$PGDIR" >&2
-# shellcheck disable=SC1091 # written by pg-cluster.sh
-. "$PGDIR/env"
+pg_bench_start
 PG_BASE=127.0.0.1:$ZYGO_TEST_PG_PORT
 PG_VERSION=$(psql -X -At "$ZYGO_TEST_PG_ADMIN_URL" -c 'SHOW server_version')
 
