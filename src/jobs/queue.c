@@ -297,6 +297,23 @@ struct sortable {
     struct jobs_row row;
 };
 
+/* A claimed job from the current row, whose columns from `first` on are the claim's: id, name,
+ * tenant_id, data, attempts_made, max_attempts, backoff_ms, timeout_ms, prio, run_at, seq. */
+static void claimed_read(struct sortable *s, struct db_rows *r, int first)
+{
+    s->row.id = db_text_dup(r, first);
+    s->row.name = db_text_dup(r, first + 1);
+    s->row.tenant_id = db_text_dup(r, first + 2);
+    s->row.data = db_text_dup(r, first + 3);
+    s->row.attempts_made = (int)db_int(r, first + 4);
+    s->row.max_attempts = (int)db_int(r, first + 5);
+    s->row.backoff_ms = db_int(r, first + 6);
+    s->row.timeout_ms = db_int(r, first + 7);
+    s->row.key.prio = db_int(r, first + 8);
+    s->row.key.run_at = db_int(r, first + 9);
+    s->row.key.seq = db_int(r, first + 10);
+}
+
 static int by_order(const void *a, const void *b)
 {
     const struct jobs_key *x = &((const struct sortable *)a)->row.key;
@@ -367,18 +384,7 @@ int jobs_claim(struct db_conn *c, const struct job_queue_def *d, const char *own
             log_msg(LOG_ERROR, "jobs: claim of %s returned more rows than asked", d->name);
             break;
         }
-        struct sortable *s = &v[n++];
-        s->row.id = db_text_dup(r, 0);
-        s->row.name = db_text_dup(r, 1);
-        s->row.tenant_id = db_text_dup(r, 2);
-        s->row.data = db_text_dup(r, 3);
-        s->row.attempts_made = (int)db_int(r, 4);
-        s->row.max_attempts = (int)db_int(r, 5);
-        s->row.backoff_ms = db_int(r, 6);
-        s->row.timeout_ms = db_int(r, 7);
-        s->row.key.prio = db_int(r, 8);
-        s->row.key.run_at = db_int(r, 9);
-        s->row.key.seq = db_int(r, 10);
+        claimed_read(&v[n++], r, 0);
     }
     bool failed = db_rows_error(r) < 0;
     db_rows_free(r);
@@ -462,18 +468,7 @@ int jobs_complete_and_claim(struct db_conn *c, const char *const *ids, const cha
         }
         if (n == want)
             continue; /* cannot happen: LIMIT $4 */
-        struct sortable *s = &v[n++];
-        s->row.id = db_text_dup(r, 1);
-        s->row.name = db_text_dup(r, 2);
-        s->row.tenant_id = db_text_dup(r, 3);
-        s->row.data = db_text_dup(r, 4);
-        s->row.attempts_made = (int)db_int(r, 5);
-        s->row.max_attempts = (int)db_int(r, 6);
-        s->row.backoff_ms = db_int(r, 7);
-        s->row.timeout_ms = db_int(r, 8);
-        s->row.key.prio = db_int(r, 9);
-        s->row.key.run_at = db_int(r, 10);
-        s->row.key.seq = db_int(r, 11);
+        claimed_read(&v[n++], r, 1);
     }
     bool failed = db_rows_error(r) < 0;
     db_rows_free(r);
