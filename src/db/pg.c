@@ -1302,7 +1302,7 @@ static struct pg_stmt *stmt_by_name(struct pg_conn *c, const char *name)
 }
 
 /* Under mux_mu: what a query segment's callback will be told, from its results. */
-static void seg_outcome(struct pg_db *db, struct mux_conn *m, struct mux_seg *s, char *name)
+static void seg_outcome(struct pg_db *db, struct mux_conn *m, struct mux_seg *s)
 {
     if (s->lost) {
         s->errkind = DB_ERR_UNAVAILABLE;
@@ -1312,7 +1312,7 @@ static void seg_outcome(struct pg_db *db, struct mux_conn *m, struct mux_seg *s,
     PGresult *q = s->res[s->ncmds - 1];
     if (s->ncmds == 2 && !result_ok(s->res[0])) {
         q = s->res[0]; /* the Prepare failed (a syntax error): that is the error */
-        struct pg_stmt *st = stmt_by_name(m->pc, name);
+        struct pg_stmt *st = stmt_by_name(m->pc, s->name);
         if (st)
             stmt_remove(m->pc, st);
     }
@@ -1338,7 +1338,7 @@ static void seg_outcome(struct pg_db *db, struct mux_conn *m, struct mux_seg *s,
     memcpy(s->errmsg, tmp.errmsg, sizeof(s->errmsg));
     if ((state_is(state, "0A000") || state_is(state, "26000")) && !m->dead) {
         /* a stale plan, or the statement gone: prepared afresh by the next one to use it */
-        struct pg_stmt *st = stmt_by_name(m->pc, name);
+        struct pg_stmt *st = stmt_by_name(m->pc, s->name);
         if (st)
             mux_stmt_drop(db, m, st);
     }
@@ -1354,7 +1354,7 @@ static void seg_finish(struct pg_db *db, struct mux_conn *m, struct mux_seg *s)
          * segments as lost): the callbacks keep the order of the statements */
         s->next = m->ready;
         m->ready = s;
-        seg_outcome(db, m, s, s->name);
+        seg_outcome(db, m, s);
         return;
     }
     bool ctx_failed = s->kind == SEG_CONTEXT && !s->lost && !(s->res[0] && result_ok(s->res[0]));

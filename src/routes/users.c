@@ -120,37 +120,45 @@ static void audit_user(struct ctx *c, struct db_conn *db, const char *action, co
     audit_request(c, db, &e);
 }
 
+/* The answer for a user written onto b (found 1), absent (0) or too large (-2); b is taken. */
+static int send_written(struct ctx *c, int found, struct buf *b, const char *id, int status)
+{
+    if (found == 1)
+        return ctx_json_buf(c, status, b);
+    buf_free(b);
+    if (found == -2)
+        return ctx_fail(c, ZY_E_INTERNAL, "user larger than its response buffer");
+    /* another tenant's user is as absent as a missing one: 404, never 403 */
+    return ctx_fail(c, ZY_E_NOT_FOUND, "User with ID %s not found", id);
+}
+
 int users_send_one(struct ctx *c, struct db_conn *db, const char *tenant_id, const char *id,
                    int status)
 {
     struct buf b;
     buf_init(&b, USER_BODY_MAX);
     int found = users_write_by_id(db, tenant_id, id, &b);
-    if (found == 1)
-        return ctx_json_buf(c, status, &b);
-    buf_free(&b);
-    if (found == -2)
-        return ctx_fail(c, ZY_E_INTERNAL, "user larger than its response buffer");
-    /* another tenant's user is as absent as a missing one: 404, never 403 */
-    return found < 0 ? ctx_fail_db(c, db, NULL)
-                     : ctx_fail(c, ZY_E_NOT_FOUND, "User with ID %s not found", id);
+    if (found == -1) {
+        buf_free(&b);
+        return ctx_fail_db(c, db, NULL);
+    }
+    return send_written(c, found, &b, id, status);
 }
 
 static int user_row_done(struct ctx *c, struct db_rows *rows, int errkind, const char *errmsg)
 {
-    const char *id = c->local;
     if (!rows)
         return ctx_fail_dberr(c, errkind, errmsg, NULL);
-    if (!db_next(rows))
-        return db_rows_error(rows) ? ctx_fail(c, ZY_E_INTERNAL, "database: reading the user")
-                                   : ctx_fail(c, ZY_E_NOT_FOUND, "User with ID %s not found", id);
     struct buf b;
     buf_init(&b, USER_BODY_MAX);
-    if (users_row_write(&b, rows) < 0) {
+    int found = 0;
+    if (db_next(rows)) {
+        found = users_row_write(&b, rows) < 0 ? -2 : 1;
+    } else if (db_rows_error(rows)) {
         buf_free(&b);
-        return ctx_fail(c, ZY_E_INTERNAL, "user larger than its response buffer");
+        return ctx_fail(c, ZY_E_INTERNAL, "database: reading the user");
     }
-    return ctx_json_buf(c, 200, &b);
+    return send_written(c, found, &b, c->local, 200);
 }
 
 int users_send_one_async(struct ctx *c, const char *tenant_id, const char *id)
