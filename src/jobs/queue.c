@@ -423,10 +423,11 @@ static const char complete_claim_sql[] =
     "   timeout_ms, prio, run_at, seq FROM claimed"
     " UNION ALL SELECT false, id, NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0 FROM ended";
 
-/* A PostgreSQL array literal of strings that need no escaping (job ids and lease tokens:
- * [A-Za-z0-9_.:-]); quoted all the same. */
+/* A PostgreSQL array literal, in b (initialised here; free it), of strings that need no
+ * escaping (job ids and lease tokens: [A-Za-z0-9_.:-]); quoted all the same. */
 static void pg_array(struct buf *b, const char *const *v, size_t n)
 {
+    buf_init(b, 1u << 24);
     buf_putc(b, '{');
     for (size_t i = 0; i < n; i++)
         buf_printf(b, "%s\"%s\"", i ? "," : "", v[i]);
@@ -445,8 +446,6 @@ int jobs_complete_and_claim(struct db_conn *c, const char *const *ids, const cha
     if (!d || want < 0)
         want = 0;
     struct buf idv, tokv;
-    buf_init(&idv, 1u << 24);
-    buf_init(&tokv, 1u << 24);
     pg_array(&idv, ids, nends);
     pg_array(&tokv, tokens, nends);
     struct db_rows *r = db_query(
@@ -588,8 +587,6 @@ int jobs_heartbeat(struct db_conn *c, const char *const *ids, const char *const 
     if (db_conn_dialect(c) == DB_POSTGRES) {
         /* one statement, through the primary key (see complete_claim_sql) */
         struct buf idv, tokv;
-        buf_init(&idv, 1u << 24);
-        buf_init(&tokv, 1u << 24);
         pg_array(&idv, ids, n);
         pg_array(&tokv, tokens, n);
         struct db_rows *r = db_query(
